@@ -1,0 +1,273 @@
+"""The transport contract: what participants, tools and the coordinator may ask of a broker.
+
+The shape follows msgflo-nodejs' ``MessagingClient``/``MessageBroker`` so that the semantics of
+every call (which queue or exchange is declared, where a send goes, what a binding means) can be
+checked against the original, but it is asyncio all the way and typed.  Transports know nothing
+of graphs: a queue is a name, a binding is a pair of names.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+
+DISCOVERY_QUEUE = "fbp"
+"""Queue (AMQP) or topic (MQTT) that carries discovery messages, as in every msgflo library."""
+
+
+class TransportError(Exception):
+    """A broker could not be reached or refused an operation; the message names URL and cause."""
+
+
+class QueueKind(enum.StrEnum):
+    """Which side of a queue a client is on, exactly as msgflo-nodejs names them on the wire API."""
+
+    IN = "inqueue"
+    OUT = "outqueue"
+
+
+class BindingType(enum.StrEnum):
+    PUBSUB = "pubsub"
+    ROUNDROBIN = "roundrobin"
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """Connects the queue ``src`` (an outport) to ``tgt`` (an inport).
+
+    ``roundrobin`` bindings may carry ``deadletter``: the queue that receives what ``tgt``'s
+    consumers nack.  A round-robin binding may also come in halves as in the original
+    (``src``/``tgt`` and ``tgt``/``deadletter`` with ``src`` empty).
+    """
+
+    src: str
+    tgt: str
+    type: BindingType = BindingType.PUBSUB
+    deadletter: str | None = None
+
+    def to_json(self) -> dict[str, str]:
+        out = {"type": self.type.value, "src": self.src, "tgt": self.tgt}
+        if self.deadletter:
+            out["deadletter"] = self.deadletter
+        return out
+
+
+def encode(data: Any) -> bytes:
+    """Bodies are UTF-8 JSON, as every msgflo library sends them."""
+    return orjson.dumps(data)
+
+
+def decode(body: bytes) -> Any:
+    """JSON first; otherwise text, otherwise the raw bytes: garbage never raises."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError:
+            return body
+
+
+@dataclass(slots=True, eq=False)
+class Message:
+    """One delivery from a queue.
+
+    ``data`` is the decoded payload (see :func:`decode`), ``body`` the bytes as they came.
+    ``token`` is the transport's own handle for ack/nack (a delivery tag, a broker object); users
+    never touch it.  ``json`` and ``buffer`` keep code written for msgflo-python working.
+    """
+
+    queue: str
+    body: bytes
+    data: Any
+    token: Any = None
+    port: str | None = None
+    acked: bool = False
+    nacked: bool = False
+
+    @classmethod
+    def from_body(cls, queue: str, body: bytes, token: Any = None) -> Message:
+        return cls(queue=queue, body=body, data=decode(body), token=token)
+
+    @classmethod
+    def from_data(cls, queue: str, data: Any, port: str | None = None) -> Message:
+        """A message that never crossed a broker (command-line IIPs, direct calls)."""
+        return cls(queue=queue, body=encode(data), data=data, port=port)
+
+    @property
+    def json(self) -> Any:
+        return self.data
+
+    @property
+    def buffer(self) -> bytes:
+        return self.body
+
+    @property
+    def settled(self) -> bool:
+        return self.acked or self.nacked
+
+
+MessageHandler = Callable[[Message], Awaitable[None]]
+DataHandler = Callable[[Binding, Any], Awaitable[None]]
+ReconnectListener = Callable[[], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class Address:
+    """A parsed broker URL: the scheme picks the transport, the query carries its options."""
+
+    url: str
+    scheme: str
+    host: str
+    port: int | None
+    username: str | None
+    password: str | None
+    path: str
+    options: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, url: str) -> Address:
+        parts = urlsplit(url)
+        if not parts.scheme:
+            raise TransportError(f"broker URL {url!r} has no scheme (e.g. mqtt://127.0.0.1:1883)")
+        options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        try:
+            port = parts.port
+        except ValueError as exc:
+            raise TransportError(f"broker URL {url!r}: {exc}") from None
+        return cls(
+            url=url,
+            scheme=parts.scheme.lower(),
+            host=parts.hostname or "",
+            port=port,
+            username=parts.username,
+            password=parts.password,
+            path=parts.path,
+            options=options,
+        )
+
+    def int_option(self, name: str, default: int) -> int:
+        raw = self.options.get(name)
+        if raw is None:
+            return default
+        try:
+            return int(raw)
+        except ValueError:
+            raise TransportError(
+                f"broker URL {self.url!r}: option {name}={raw!r} is not a whole number"
+            ) from None
+
+    def redacted(self) -> str:
+        """The URL without its password, for log lines and errors."""
+        if not self.password:
+            return self.url
+        return self.url.replace(f":{self.password}@", ":***@", 1)
+
+
+class Client(ABC):
+    """What a participant or a tool needs: declare, send, consume, ack, announce.
+
+    After a lost connection an implementation reconnects by itself (with backoff), re-declares
+    what was declared, re-subscribes, and then calls every listener added with
+    :meth:`on_reconnect` so that participants announce themselves again.
+    """
+
+    scheme: ClassVar[str]
+
+    def __init__(self, address: Address, *, connect_timeout: float = 30.0) -> None:
+        self.address = address
+        self.connect_timeout = connect_timeout
+        self._reconnect_listeners: list[ReconnectListener] = []
+
+    @property
+    def url(self) -> str:
+        return self.address.url
+
+    def on_reconnect(self, listener: ReconnectListener) -> None:
+        self._reconnect_listeners.append(listener)
+
+    async def _notify_reconnected(self) -> None:
+        for listener in list(self._reconnect_listeners):
+            await listener()
+
+    async def __aenter__(self) -> Client:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.disconnect()
+
+    @abstractmethod
+    async def connect(self) -> None:
+        """Connect, or raise :class:`TransportError` within ``connect_timeout`` seconds."""
+
+    @abstractmethod
+    async def disconnect(self) -> None: ...
+
+    @abstractmethod
+    async def create_queue(self, kind: QueueKind, name: str, *, persistent: bool = True) -> None:
+        """Declare an inqueue (something we consume) or an outqueue (something we publish to)."""
+
+    @abstractmethod
+    async def remove_queue(self, kind: QueueKind, name: str) -> None: ...
+
+    @abstractmethod
+    async def send_raw(self, kind: QueueKind, name: str, body: bytes) -> None:
+        """Publish bytes: to an outqueue through its exchange, to an inqueue directly."""
+
+    async def send_to(self, kind: QueueKind, name: str, data: Any) -> None:
+        await self.send_raw(kind, name, encode(data))
+
+    @abstractmethod
+    async def subscribe_to_queue(self, name: str, handler: MessageHandler) -> None:
+        """Consume ``name``; every delivery must end in :meth:`ack_message` or :meth:`nack_message`."""
+
+    @abstractmethod
+    async def unsubscribe_from_queue(self, name: str) -> None: ...
+
+    @abstractmethod
+    async def ack_message(self, message: Message) -> None: ...
+
+    @abstractmethod
+    async def nack_message(self, message: Message, *, requeue: bool = False) -> None: ...
+
+    async def flush(self) -> None:
+        """Wait until everything sent so far is confirmed by the broker (where it confirms)."""
+
+    async def register_participant(self, definition: dict[str, Any]) -> None:
+        """Announce a participant on the discovery queue/topic, in the original's envelope."""
+        envelope = {"protocol": "discovery", "command": "participant", "payload": definition}
+        await self.send_discovery(encode(envelope))
+
+    @abstractmethod
+    async def send_discovery(self, body: bytes) -> None: ...
+
+
+class Broker(Client):
+    """What the coordinator and the setup tools need on top of a client: bindings and observing."""
+
+    @abstractmethod
+    async def add_binding(self, binding: Binding) -> None: ...
+
+    @abstractmethod
+    async def remove_binding(self, binding: Binding) -> None: ...
+
+    @abstractmethod
+    async def list_bindings(self) -> list[Binding]: ...
+
+    @abstractmethod
+    async def subscribe_data(self, binding: Binding, handler: DataHandler) -> None:
+        """Call ``handler(binding, data)`` for every message that passes ``binding.src``."""
+
+    @abstractmethod
+    async def unsubscribe_data(self, binding: Binding, handler: DataHandler) -> None: ...
+
+    @abstractmethod
+    async def subscribe_participant_change(self, handler: MessageHandler) -> None:
+        """Receive discovery messages; the handler gets them already decoded in ``data``."""
