@@ -1,0 +1,419 @@
+"""Participants: one role of a graph, living on a broker.
+
+One class serves two styles, told apart by how ``process`` is written:
+
+* the modern style: class attributes for the definition and ``async def process``; a message is
+  acked when ``process`` returns and nacked when it raises;
+* the msgflo-python 0.4 style: a definition dict handed to ``Participant.__init__`` and a plain
+  ``def process(self, inport, msg)`` that calls ``self.send`` and ``self.ack``/``self.nack``
+  itself.  Such code runs unchanged: ``process`` runs on one worker thread, in arrival order, so
+  blocking calls in it never stall heartbeats or acks, and its queues keep that library's
+  ``role/port`` names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+import secrets
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ClassVar, TypeVar, cast
+
+from msgflo.transport import Client, Message, QueueKind
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ICON = "file-word-o"
+DEFAULT_DISCOVERY_PERIOD = 60.0
+HEARTBEAT_DIVISOR = 2.2
+"""The original announces every ``period / 2.2`` s so two announcements land inside a period."""
+
+LEGACY_INFLIGHT = 100
+"""How many messages may wait for the legacy worker thread before the consumer pauses."""
+
+PortSpec = Mapping[str, str | Mapping[str, Any]] | Sequence[Mapping[str, Any]]
+
+
+def discovery_period() -> float:
+    raw = os.environ.get("MSGFLO_DISCOVERY_PERIOD")
+    if not raw:
+        return DEFAULT_DISCOVERY_PERIOD
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"MSGFLO_DISCOVERY_PERIOD={raw!r} is not a number of seconds") from None
+    if value <= 0:
+        raise ValueError(f"MSGFLO_DISCOVERY_PERIOD={raw!r} must be positive")
+    return value
+
+
+def queue_name(role: str, port: str, *, legacy: bool = False) -> str:
+    """Default queue of a port: Node's ``role.PORT``, or msgflo-python's ``role/port``."""
+    return f"{role}/{port}" if legacy else f"{role}.{port.upper()}"
+
+
+def _ports(spec: PortSpec | None, default: str) -> list[dict[str, Any]]:
+    if spec is None:
+        return [{"id": default, "type": "any"}]
+    if isinstance(spec, Mapping):
+        ports = []
+        for port_id, value in spec.items():
+            if isinstance(value, Mapping):
+                ports.append({"id": port_id, "type": "any", **value})
+            else:
+                ports.append({"id": port_id, "type": value})
+        return ports
+    result = []
+    for port in spec:
+        if "id" not in port:
+            raise ValueError(f"port declaration {dict(port)!r} has no 'id'")
+        result.append({"type": "any", **port})
+    return result
+
+
+def normalize_definition(
+    definition: Mapping[str, Any], role: str, *, legacy: bool = False
+) -> dict[str, Any]:
+    """Fill the defaults every msgflo library fills, without touching the caller's dict.
+
+    The result is the discovery payload: exactly ``id, role, component, label, icon, inports,
+    outports`` plus whatever extra keys the user put in, and ports carrying ``id, type, queue``.
+    Hidden ports get no queue and are left out, as in msgflo-nodejs.
+    """
+    if not role:
+        raise ValueError("a participant needs a role (the node name in the graph)")
+    result: dict[str, Any] = {
+        k: v for k, v in definition.items() if k not in ("inports", "outports")
+    }
+    result.setdefault("component", role)
+    result.setdefault("label", "")
+    result.setdefault("icon", DEFAULT_ICON)
+    result["role"] = role
+    result.setdefault("id", f"{role}-{secrets.token_hex(4)}")
+    for key, default in (("inports", "in"), ("outports", "out")):
+        ports = _ports(definition.get(key), default)
+        visible = []
+        for port in ports:
+            if port.get("hidden"):
+                continue
+            port.setdefault("queue", queue_name(role, port["id"], legacy=legacy))
+            visible.append(port)
+        result[key] = visible
+    return result
+
+
+class _Done:
+    """An awaitable that is already finished: what ``send`` returns to a worker thread."""
+
+    def __await__(self) -> Any:
+        return iter(())
+
+
+_DONE = _Done()
+
+P = TypeVar("P", bound="Participant")
+
+
+class Participant:
+    """Base class of every participant.  See the module docstring for the two styles."""
+
+    component: ClassVar[str] = ""
+    label: ClassVar[str] = ""
+    icon: ClassVar[str] = DEFAULT_ICON
+    inports: ClassVar[PortSpec | None] = None
+    outports: ClassVar[PortSpec | None] = None
+
+    def __init__(
+        self,
+        definition: Mapping[str, Any] | str | None = None,
+        role: str | None = None,
+    ) -> None:
+        if isinstance(definition, str):
+            definition, role = None, role or definition
+        self.legacy = definition is not None
+        self._raw_definition: Mapping[str, Any] = definition or {
+            "component": self.component or type(self).__name__,
+            "label": self.label or (inspect.getdoc(type(self)) or "").split("\n")[0],
+            "icon": self.icon,
+            "inports": self.inports,
+            "outports": self.outports,
+        }
+        self.role = role or ""
+        self.definition: dict[str, Any] = (
+            normalize_definition(self._raw_definition, self.role, legacy=self.legacy)
+            if self.role
+            else {}
+        )
+        self.client: Client | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._inflight: asyncio.Semaphore | None = None
+        self._outbox: asyncio.Queue[Coroutine[Any, Any, None]] | None = None
+        self._drainer: asyncio.Task[None] | None = None
+        self._outqueues: dict[str, str] = {}
+        self._sync_process = not inspect.iscoroutinefunction(type(self).process)
+        self._handlers: dict[str, Callable[[Message], Awaitable[None]]] = {}
+
+    # -- definition ------------------------------------------------------------------
+
+    def set_role(self, role: str) -> None:
+        self.role = role
+        self.definition = normalize_definition(self._raw_definition, role, legacy=self.legacy)
+
+    @property
+    def id(self) -> str:
+        return str(self.definition["id"])
+
+    def inport(self, port: str) -> dict[str, Any]:
+        return self._port("inports", port)
+
+    def outport(self, port: str) -> dict[str, Any]:
+        return self._port("outports", port)
+
+    def _port(self, kind: str, port: str) -> dict[str, Any]:
+        for candidate in self.definition[kind]:
+            if candidate["id"] == port:
+                return dict(candidate)
+        known = ", ".join(p["id"] for p in self.definition[kind]) or "none"
+        raise KeyError(f"{self.role}: no {kind[:-1]} {port!r} (has: {known})")
+
+    # -- what users override ------------------------------------------------------------
+
+    async def process(self, inport: str, msg: Message) -> Any:
+        """Handle one message.  Override it, or write one ``async def process_<inport>(msg)``
+        per inport; a plain ``def process`` selects the legacy style."""
+        handler = getattr(self, f"process_{inport}", None)
+        if handler is None:
+            raise NotImplementedError(f"{type(self).__name__} handles no inport {inport!r}")
+        return await handler(msg)
+
+    # -- sending and settling --------------------------------------------------------------
+
+    def send(self, outport: str, data: Any) -> Awaitable[None]:
+        """Publish ``data`` on ``outport``: ``await`` it from async code; from the legacy worker
+        thread it is queued to the event loop in order and returns at once."""
+        if self._on_loop_thread():
+            return self._send(outport, data)
+        self._from_thread(self._send(outport, data))
+        return _DONE
+
+    def ack(self, msg: Message) -> Awaitable[None]:
+        if self._on_loop_thread():
+            return self._settle(msg, ack=True)
+        self._from_thread(self._settle(msg, ack=True))
+        return _DONE
+
+    def nack(self, msg: Message) -> Awaitable[None]:
+        if self._on_loop_thread():
+            return self._settle(msg, ack=False)
+        self._from_thread(self._settle(msg, ack=False))
+        return _DONE
+
+    async def _send(self, outport: str, data: Any) -> None:
+        queue = self._outqueues.get(outport)
+        if queue is None:
+            self.outport(outport)  # raises with the list of known ports
+            raise KeyError(f"{self.role}: outport {outport!r} has no queue")
+        assert self.client is not None
+        await self.client.send_to(QueueKind.OUT, queue, data)
+
+    async def _settle(self, msg: Message, *, ack: bool) -> None:
+        if msg.settled:
+            return
+        if msg.token is None or self.client is None:
+            msg.acked, msg.nacked = ack, not ack
+            return
+        if ack:
+            await self.client.ack_message(msg)
+        else:
+            await self.client.nack_message(msg)
+
+    def _on_loop_thread(self) -> bool:
+        return self._loop_thread is None or threading.get_ident() == self._loop_thread
+
+    def _from_thread(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Queue work of the legacy thread to the loop; one queue keeps send-then-ack in order."""
+        assert self._loop is not None and self._outbox is not None
+        self._loop.call_soon_threadsafe(self._outbox.put_nowait, coro)
+
+    async def _drain_outbox(self) -> None:
+        assert self._outbox is not None
+        while True:
+            coro = await self._outbox.get()
+            try:
+                await coro
+            except Exception as exc:
+                log.error("%s: %s", self.role, exc)
+            finally:
+                self._outbox.task_done()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self, client: Client) -> None:
+        """Declare ports, consume inports, announce, and keep announcing."""
+        if not self.role:
+            raise ValueError(f"{type(self).__name__}: no role given")
+        self.client = client
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        if self._sync_process:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"msgflo-{self.role}")
+            self._inflight = asyncio.Semaphore(LEGACY_INFLIGHT)
+            self._outbox = asyncio.Queue()
+            self._drainer = asyncio.get_running_loop().create_task(self._drain_outbox())
+        for port in self.definition["outports"]:
+            await client.create_queue(
+                QueueKind.OUT, port["queue"], persistent=port.get("persistent", True)
+            )
+            self._outqueues[port["id"]] = port["queue"]
+        for port in self.definition["inports"]:
+            await client.create_queue(
+                QueueKind.IN, port["queue"], persistent=port.get("persistent", True)
+            )
+            handler = self._make_handler(port["id"])
+            self._handlers[port["id"]] = handler
+            await client.subscribe_to_queue(port["queue"], handler)
+        client.on_reconnect(self.announce)
+        await self.announce()
+        period = discovery_period() / HEARTBEAT_DIVISOR
+        self._heartbeat = asyncio.get_running_loop().create_task(self._beat(period))
+
+    async def announce(self) -> None:
+        if self.client is not None:
+            await self.client.register_participant(self.definition)
+
+    async def _beat(self, period: float) -> None:
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self.announce()
+            except Exception as exc:  # the next beat tries again; a beat must never end the loop
+                log.warning("%s: discovery not sent: %s", self.role, exc)
+
+    async def deliver(self, inport: str, data: Any) -> None:
+        """Hand ``data`` to ``process`` as if it came on ``inport`` (command-line IIPs)."""
+        queue = self.inport(inport)["queue"]
+        await self._handlers[inport](Message.from_data(queue, data, port=inport))
+
+    async def stop(self) -> None:
+        """Stop consuming, finish what was taken, then go quiet; the client stays connected."""
+        client = self.client
+        if client is not None:
+            for port in self.definition["inports"]:
+                await client.unsubscribe_from_queue(port["queue"])
+        if self._executor is not None:
+            executor, self._executor = self._executor, None
+            await asyncio.get_running_loop().run_in_executor(None, executor.shutdown)
+        if self._outbox is not None:
+            await self._outbox.join()
+        for task in (self._heartbeat, self._drainer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._heartbeat = self._drainer = None
+        if client is not None:
+            await client.flush()
+        self.client = None
+
+    # -- message handling ---------------------------------------------------------------------
+
+    def _make_handler(self, port: str) -> Callable[[Message], Awaitable[None]]:
+        if self._sync_process:
+
+            async def legacy(msg: Message) -> None:
+                msg.port = port
+                assert self._inflight is not None and self._executor is not None
+                await self._inflight.acquire()
+                loop = asyncio.get_running_loop()
+                future = loop.run_in_executor(self._executor, self._run_legacy, port, msg)
+                future.add_done_callback(lambda _: self._inflight.release())  # type: ignore[union-attr]
+
+            return legacy
+
+        async def modern(msg: Message) -> None:
+            msg.port = port
+            try:
+                await self.process(port, msg)
+            except Exception as exc:
+                await self._failed(port, msg, exc)
+            else:
+                await self._settle(msg, ack=True)
+
+        return modern
+
+    def _run_legacy(self, port: str, msg: Message) -> None:
+        try:
+            cast(Callable[[str, Message], None], self.process)(port, msg)
+        except Exception as exc:
+            self._from_thread(self._failed(port, msg, exc))
+
+    async def _failed(self, port: str, msg: Message, exc: Exception) -> None:
+        """A failing ``process`` costs one message, never the participant."""
+        log.error("%s: process(%r) failed: %s: %s", self.role, port, type(exc).__name__, exc)
+        if "error" in self._outqueues:
+            report = {
+                "error": str(exc),
+                "type": type(exc).__name__,
+                "inport": port,
+                "data": msg.data,
+            }
+            try:
+                await self._send("error", report)
+            except Exception as send_exc:
+                log.error("%s: could not send the error: %s", self.role, send_exc)
+        await self._settle(msg, ack=False)
+
+
+def component(
+    *,
+    name: str | None = None,
+    label: str = "",
+    icon: str = DEFAULT_ICON,
+    inports: PortSpec | None = None,
+    outports: PortSpec | None = None,
+) -> Callable[[Callable[..., Any]], type[Participant]]:
+    """Make a participant class from a function of the data.
+
+    The function gets the payload (or ``port, payload`` when it takes two arguments) and returns
+    a mapping of outport to value, or ``None`` to send nothing.  It may be ``async``.
+    """
+
+    def wrap(func: Callable[..., Any]) -> type[Participant]:
+        takes_port = len(inspect.signature(func).parameters) >= 2
+        is_async = inspect.iscoroutinefunction(func)
+
+        async def process(self: Participant, port: str, msg: Message) -> None:
+            result = func(port, msg.data) if takes_port else func(msg.data)
+            if is_async:
+                result = await result
+            if result is None:
+                return
+            if not isinstance(result, Mapping):
+                raise TypeError(
+                    f"{func.__name__} must return a mapping of outport to value, "
+                    f"not {type(result).__name__}"
+                )
+            for outport, value in result.items():
+                await self.send(outport, value)
+
+        attrs = {
+            "component": name or func.__name__,
+            "label": label or (inspect.getdoc(func) or "").split("\n")[0],
+            "icon": icon,
+            "inports": inports,
+            "outports": outports,
+            "process": process,
+            "__doc__": func.__doc__,
+            "__module__": func.__module__,
+        }
+        return type(func.__name__, (Participant,), attrs)
+
+    return wrap

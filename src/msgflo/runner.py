@@ -1,0 +1,133 @@
+"""Running participants as a process: broker choice, ready line, signals, clean exit.
+
+The process contract is what coordinators and test tools rely on: nothing on stdout or stderr
+until the participant is up, then exactly one line on stdout (flushed) per participant, and on
+SIGTERM/SIGINT a clean stop with exit code 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import click
+
+from msgflo.participant import Participant
+from msgflo.transport import Address, TransportError, broker_url_from_env, get_client
+
+DEFAULT_BROKER = "amqp://localhost"
+"""What every original library falls back to when no broker is configured."""
+
+
+def setup_logging() -> None:
+    level_name = (
+        os.environ.get("MSGFLO_LOGLEVEL") or os.environ.get("MSGFLO_PYTHON_LOGLEVEL") or "warning"
+    )
+    level = logging.getLevelNamesMapping().get(level_name.upper(), logging.WARNING)
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+def ready_line(participant: Participant, url: str) -> str:
+    return f"{participant.role}({participant.definition['component']}) ready on {url}"
+
+
+async def serve(
+    participants: Sequence[Participant],
+    broker: str,
+    *,
+    iips: Mapping[str, Any] | None = None,
+    connect_timeout: float = 30.0,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Connect, start every participant, deliver command-line IIPs, run until ``stop`` is set
+    (or SIGINT/SIGTERM arrives), then stop cleanly."""
+    client = get_client(broker, connect_timeout=connect_timeout)
+    await client.connect()
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        for participant in participants:
+            await participant.start(client)
+        for participant in participants:
+            for port, data in (iips or {}).items():
+                await participant.deliver(port, data)
+        shown = Address.parse(broker).redacted()
+        for participant in participants:
+            print(ready_line(participant, shown), flush=True)
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+        for participant in participants:
+            await participant.stop()
+        await client.disconnect()
+
+
+def _event_loop_runner() -> Callable[..., Any]:
+    """uvloop when installed (the ``speed`` extra), the standard loop otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run
+    return uvloop.run  # type: ignore[no-any-return]
+
+
+def run_participants(
+    participants: Sequence[Participant],
+    broker: str | None = None,
+    *,
+    iips: Mapping[str, Any] | None = None,
+    connect_timeout: float = 30.0,
+    program: str = "msgflo",
+) -> None:
+    """Blocking entry point: exit code 1 with one line on stderr when the broker fails."""
+    url = broker_url_from_env(broker, DEFAULT_BROKER)
+    assert url is not None
+    setup_logging()
+    try:
+        _event_loop_runner()(serve(participants, url, iips=iips, connect_timeout=connect_timeout))
+    except TransportError as exc:
+        click.echo(f"{program}: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        pass
+
+
+def instantiate(target: type[Participant] | Participant, role: str) -> Participant:
+    if isinstance(target, Participant):
+        if role and role != target.role:
+            target.set_role(role)
+        return target
+    participant = target(role)
+    if participant.role != role:
+        participant.set_role(role)
+    return participant
+
+
+def parse_iips(raw: str | None) -> dict[str, Any]:
+    """``--iips '{"port": data}'``: a usage error names what is wrong with the JSON."""
+    if not raw:
+        return {}
+    import orjson
+
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--iips") from None
+    if not isinstance(value, dict):
+        raise click.BadParameter(
+            "must be a JSON object of inport to data, e.g. '{\"in\": 1}'", param_hint="--iips"
+        )
+    return value

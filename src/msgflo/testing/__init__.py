@@ -1,0 +1,86 @@
+"""Helpers for testing participants: run one on a broker (the memory transport by default),
+send to its inports, and await what comes out of its outports.
+
+    async with msgflo.testing.participant(Upper) as p:
+        await p.send("in", "abc")
+        assert await p.receive("out") == "ABC"
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from msgflo.participant import Participant
+from msgflo.runner import instantiate
+from msgflo.transport import Client, Message, QueueKind, get_client
+
+__all__ = ["ParticipantProbe", "participant"]
+
+
+class ParticipantProbe:
+    """A running participant with a test harness around its ports."""
+
+    def __init__(self, participant: Participant, client: Client) -> None:
+        self.participant = participant
+        self.client = client
+        self._outputs: dict[str, asyncio.Queue[Message]] = {}
+
+    async def _capture(self, port: str, queue: str) -> None:
+        received: asyncio.Queue[Message] = asyncio.Queue()
+        self._outputs[port] = received
+
+        async def keep(message: Message) -> None:
+            received.put_nowait(message)
+            await self.client.ack_message(message)
+
+        await self.client.create_queue(QueueKind.IN, queue)
+        await self.client.subscribe_to_queue(queue, keep)
+
+    async def send(self, port: str, data: Any) -> None:
+        """Put ``data`` on the participant's inport queue, as an upstream node would."""
+        queue = self.participant.inport(port)["queue"]
+        await self.client.send_to(QueueKind.IN, queue, data)
+
+    async def receive_message(self, port: str, timeout: float = 5.0) -> Message:
+        if port not in self._outputs:
+            self.participant.outport(port)  # raises, naming the ports it has
+        try:
+            return await asyncio.wait_for(self._outputs[port].get(), timeout)
+        except TimeoutError:
+            raise AssertionError(
+                f"nothing arrived on {self.participant.role}.{port} within {timeout:g} s"
+            ) from None
+
+    async def receive(self, port: str, timeout: float = 5.0) -> Any:
+        """The data of the next message on ``port``; fails the test after ``timeout`` seconds."""
+        return (await self.receive_message(port, timeout)).data
+
+    def pending(self, port: str) -> int:
+        """How many messages arrived on ``port`` and were not received yet."""
+        return self._outputs[port].qsize()
+
+
+@asynccontextmanager
+async def participant(
+    target: type[Participant] | Participant,
+    role: str = "test",
+    *,
+    broker: str | None = None,
+) -> AsyncIterator[ParticipantProbe]:
+    """Run ``target`` under ``role`` on ``broker`` (default: a fresh ``memory://`` broker)."""
+    client = get_client(broker or f"memory://test-{uuid.uuid4().hex}")
+    await client.connect()
+    running = instantiate(target, role)
+    probe = ParticipantProbe(running, client)
+    try:
+        for port in running.definition["outports"]:
+            await probe._capture(port["id"], port["queue"])
+        await running.start(client)
+        yield probe
+    finally:
+        await running.stop()
+        await client.disconnect()

@@ -1,0 +1,266 @@
+"""In-process transport: ``memory://NAME``.
+
+It models the AMQP topology (fanout exchanges, queues with competing consumers, dead-letter
+exchanges) rather than the original's synchronous ``direct`` emitter, so logic tested here
+behaves as it will on RabbitMQ: delivery is asynchronous, payloads always cross as bytes (a JSON
+round-trip that hides no serialisation bug), messages wait in a queue until someone consumes
+them, and unacked messages go back to the queue when their consumer leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from msgflo.transport.base import (
+    DISCOVERY_QUEUE,
+    Address,
+    Binding,
+    BindingType,
+    Broker,
+    Client,
+    DataHandler,
+    Message,
+    MessageHandler,
+    QueueKind,
+    TransportError,
+    decode,
+)
+
+log = logging.getLogger(__name__)
+
+_ids = itertools.count(1)
+
+
+@dataclass(eq=False)
+class _Queue:
+    name: str
+    dead_letter: str
+    items: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
+
+
+@dataclass(eq=False)
+class _Delivery:
+    queue: _Queue
+    body: bytes
+    consumer: _Consumer
+
+
+class _Consumer:
+    """One subscription: a task that takes from the queue and calls the handler in order."""
+
+    def __init__(self, hub: _Hub, queue: _Queue, handler: MessageHandler) -> None:
+        self.hub = hub
+        self.queue = queue
+        self.handler = handler
+        self.unacked: set[_Delivery] = set()
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        items = self.queue.items
+        while True:
+            body = await items.get()
+            delivery = _Delivery(self.queue, body, self)
+            self.unacked.add(delivery)
+            message = Message(queue=self.queue.name, body=body, data=decode(body), token=delivery)
+            try:
+                await self.handler(message)
+            except Exception:
+                log.exception("handler for memory queue %r failed", self.queue.name)
+                if not message.settled:
+                    message.nacked = True
+                    self.settle(delivery, dead_letter=True)
+
+    def settle(self, delivery: _Delivery, *, dead_letter: bool, requeue: bool = False) -> None:
+        if delivery not in self.unacked:
+            return
+        self.unacked.discard(delivery)
+        if requeue:
+            self.queue.items.put_nowait(delivery.body)
+        elif dead_letter:
+            self.hub.publish(self.queue.dead_letter, delivery.body)
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        for delivery in self.unacked:
+            self.queue.items.put_nowait(delivery.body)
+        self.unacked.clear()
+
+
+class _Hub:
+    """The broker state behind one ``memory://NAME``: shared by every client of that name."""
+
+    def __init__(self) -> None:
+        self.queues: dict[str, _Queue] = {}
+        self.exchanges: dict[str, set[str]] = {}
+        self.exchange_links: dict[str, set[str]] = defaultdict(set)
+        self.observers: dict[str, list[tuple[Binding, DataHandler]]] = defaultdict(list)
+
+    def declare_queue(self, name: str) -> _Queue:
+        queue = self.queues.get(name)
+        if queue is None:
+            queue = self.queues[name] = _Queue(name, f"dead-{name}")
+        return queue
+
+    def declare_exchange(self, name: str) -> set[str]:
+        return self.exchanges.setdefault(name, set())
+
+    def publish(self, exchange: str, body: bytes) -> None:
+        """Fan out to every queue bound to ``exchange`` (and to linked exchanges)."""
+        for binding, handler in self.observers.get(exchange, ()):
+            _spawn(handler(binding, decode(body)))
+        for queue_name in self.exchanges.get(exchange, ()):
+            queue = self.queues.get(queue_name)
+            if queue is not None:
+                queue.items.put_nowait(body)
+        for linked in self.exchange_links.get(exchange, ()):
+            self.publish(linked, body)
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+def _spawn(coro: Any) -> None:
+    task = asyncio.get_running_loop().create_task(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+_hubs: dict[str, _Hub] = {}
+
+
+def _hub_for(address: Address) -> _Hub:
+    name = (address.host + address.path).strip("/") or "default"
+    return _hubs.setdefault(name, _Hub())
+
+
+class MemoryClient(Client):
+    scheme = "memory"
+
+    def __init__(self, address: Address, *, connect_timeout: float = 30.0) -> None:
+        super().__init__(address, connect_timeout=connect_timeout)
+        self._hub: _Hub | None = None
+        self._consumers: dict[str, list[_Consumer]] = defaultdict(list)
+
+    @property
+    def hub(self) -> _Hub:
+        if self._hub is None:
+            raise TransportError(f"{self.url}: not connected")
+        return self._hub
+
+    async def connect(self) -> None:
+        self._hub = _hub_for(self.address)
+
+    async def disconnect(self) -> None:
+        for consumers in self._consumers.values():
+            for consumer in consumers:
+                await consumer.stop()
+        self._consumers.clear()
+        self._hub = None
+
+    async def create_queue(self, kind: QueueKind, name: str, *, persistent: bool = True) -> None:
+        hub = self.hub
+        hub.declare_exchange(name)
+        if kind is QueueKind.IN:
+            hub.declare_queue(name)
+            hub.exchanges[name].add(name)
+
+    async def remove_queue(self, kind: QueueKind, name: str) -> None:
+        hub = self.hub
+        if kind is QueueKind.IN:
+            hub.queues.pop(name, None)
+        else:
+            hub.exchanges.pop(name, None)
+
+    async def send_raw(self, kind: QueueKind, name: str, body: bytes) -> None:
+        hub = self.hub
+        if kind is QueueKind.OUT:
+            hub.publish(name, body)
+        else:
+            queue = hub.queues.get(name)
+            if queue is not None:
+                queue.items.put_nowait(body)
+
+    async def subscribe_to_queue(self, name: str, handler: MessageHandler) -> None:
+        queue = self.hub.declare_queue(name)
+        self._consumers[name].append(_Consumer(self.hub, queue, handler))
+
+    async def unsubscribe_from_queue(self, name: str) -> None:
+        for consumer in self._consumers.pop(name, []):
+            await consumer.stop()
+
+    async def ack_message(self, message: Message) -> None:
+        self._settle(message, dead_letter=False)
+        message.acked = True
+
+    async def nack_message(self, message: Message, *, requeue: bool = False) -> None:
+        self._settle(message, dead_letter=True, requeue=requeue)
+        message.nacked = True
+
+    @staticmethod
+    def _settle(message: Message, *, dead_letter: bool, requeue: bool = False) -> None:
+        delivery = message.token
+        if message.settled or not isinstance(delivery, _Delivery):
+            return
+        delivery.consumer.settle(delivery, dead_letter=dead_letter, requeue=requeue)
+
+    async def send_discovery(self, body: bytes) -> None:
+        self.hub.publish(DISCOVERY_QUEUE, body)
+
+
+class MemoryBroker(MemoryClient, Broker):
+    def __init__(self, address: Address, *, connect_timeout: float = 30.0) -> None:
+        super().__init__(address, connect_timeout=connect_timeout)
+        self._bindings: list[Binding] = []
+
+    async def add_binding(self, binding: Binding) -> None:
+        if binding in self._bindings:
+            return
+        hub = self.hub
+        if binding.type is BindingType.ROUNDROBIN and binding.deadletter:
+            hub.declare_exchange(f"dead-{binding.tgt}").add(binding.deadletter)
+            hub.declare_queue(binding.deadletter)
+        if binding.src:
+            hub.declare_exchange(binding.src).add(binding.tgt)
+            hub.declare_queue(binding.tgt)
+        self._bindings.append(binding)
+
+    async def remove_binding(self, binding: Binding) -> None:
+        if binding not in self._bindings:
+            return
+        self._bindings.remove(binding)
+        hub = self.hub
+        if binding.src and binding.src != binding.tgt:
+            hub.exchanges.get(binding.src, set()).discard(binding.tgt)
+        if binding.type is BindingType.ROUNDROBIN and binding.deadletter:
+            hub.exchanges.get(f"dead-{binding.tgt}", set()).discard(binding.deadletter)
+
+    async def list_bindings(self) -> list[Binding]:
+        return list(self._bindings)
+
+    async def subscribe_data(self, binding: Binding, handler: DataHandler) -> None:
+        self.hub.observers[binding.src].append((binding, handler))
+
+    async def unsubscribe_data(self, binding: Binding, handler: DataHandler) -> None:
+        observers = self.hub.observers[binding.src]
+        with contextlib.suppress(ValueError):
+            observers.remove((binding, handler))
+
+    async def subscribe_participant_change(self, handler: MessageHandler) -> None:
+        private = f".msgflo-discovery-{next(_ids)}"
+        hub = self.hub
+        hub.declare_queue(private)
+        hub.declare_exchange(DISCOVERY_QUEUE).add(private)
+
+        async def settle_after(message: Message) -> None:
+            await handler(message)
+            await self.ack_message(message)
+
+        await self.subscribe_to_queue(private, settle_after)
