@@ -1,0 +1,859 @@
+"""AMQP 0-9-1 (RabbitMQ) transport, wire-compatible with msgflo-nodejs 0.11.1.
+
+Topology is declared exactly as msgflo-nodejs (amqplib 0.5) declares it, so that a Node peer and
+we can declare the same names in any order without RabbitMQ answering 406 PRECONDITION_FAILED:
+
+- inqueue ``Q``: queue ``Q`` (durable, not exclusive, not auto-delete, arguments
+  ``{"x-dead-letter-exchange": "dead-Q"}``) plus a fanout exchange ``Q`` bound to it with key ``""``;
+- outqueue ``X``: fanout exchange ``X`` (durable);
+- ``persistent=False``: the same but non-durable and auto-delete (the DLX argument stays);
+- discovery: durable fanout exchange ``fbp`` bound to the durable queue ``fbp`` (no arguments, as
+  amqplib's ``assertQueue('fbp')``).  We publish to the exchange, so the original coordinator,
+  which consumes queue ``fbp``, still sees our announcements and any observer can bind its own
+  queue (msgflo/msgflo#13) -- see :meth:`AmqpBroker.subscribe_participant_change`.
+
+URL: ``amqp[s]://user:pass@host:port/vhost?prefetch=N&heartbeat=N&persistent=1`` (guest/guest and
+vhost ``/`` by default).
+
+- ``prefetch`` defaults to 50, not the original's 2: with publisher confirms pipelined, a relay
+  needs enough deliveries in flight to cover one confirm round-trip, and 50 still spreads work
+  across competing consumers.  Use ``?prefetch=1`` for long jobs on round-robin queues.
+- Messages are transient (delivery mode 1) like the original; ``?persistent=1`` makes them
+  persistent (delivery mode 2) so queued messages survive a broker restart.
+
+Delivery guarantee is at-least-once.  Every publish is confirmed by the broker, but a send never
+waits for its confirm; instead an ack or nack is held back until every publish made earlier on
+this client is confirmed, so an input is settled only once its outputs are safe.  Publishes that
+were not confirmed when the connection dropped are published again after reconnecting, and the
+broker redelivers every delivery that was not acked.
+
+aio-pika opens the connection and channels; the hot path (publish, consume, ack) and the exact
+declarations go through the aiormq channel underneath, because aio-pika's ``publish`` awaits each
+confirm and wraps every delivery in objects that we would only unwrap again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import aio_pika
+import aiormq
+import aiormq.exceptions
+from aiormq.abc import AbstractChannel, DeliveredMessage
+from pamqp import commands as spec
+
+from msgflo.transport.base import (
+    DISCOVERY_QUEUE,
+    Address,
+    Binding,
+    BindingType,
+    Broker,
+    Client,
+    DataHandler,
+    Message,
+    MessageHandler,
+    QueueKind,
+    TransportError,
+    decode,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PREFETCH = 50
+MAX_UNCONFIRMED = 1024
+"""Publishes in flight (or buffered while disconnected) before a send waits."""
+MAX_UNCONFIRMED_BYTES = 64 * 1024 * 1024
+BACKOFF_START = 0.2
+BACKOFF_CAP = 5.0
+DISCONNECT_GRACE = 5.0
+"""How long disconnect() waits for outstanding confirms before giving up on them."""
+
+_OWN_OPTIONS = frozenset({"prefetch", "persistent"})
+_TRUE = frozenset({"1", "true", "yes", "on"})
+
+_Op = Callable[[AbstractChannel], Awaitable[object]]
+_Key = tuple[str, ...]
+_Process = Callable[[DeliveredMessage, "_Token | None"], Awaitable[None]]
+
+
+class _Token(NamedTuple):
+    """Identifies a delivery: the delivery tag is only meaningful on its own channel."""
+
+    generation: int
+    tag: int
+
+
+@dataclass(slots=True, eq=False)
+class _Publish:
+    seq: int
+    exchange: str
+    routing_key: str
+    body: bytes
+    generation: int = 0
+
+
+@dataclass(slots=True)
+class _Settle:
+    after: int
+    """Sequence number of the last publish that must be confirmed before this goes out."""
+    token: _Token
+    ack: bool
+    requeue: bool = False
+
+
+@dataclass(eq=False)
+class _Consumer:
+    queue: str
+    no_ack: bool
+    process: _Process
+    inbox: asyncio.Queue[tuple[int, DeliveredMessage] | None] = field(default_factory=asyncio.Queue)
+    worker: asyncio.Task[None] | None = None
+    tag: str | None = None
+    cancelled: bool = False
+
+
+class _Session:
+    """One live connection with its data channel (confirms, consumers) and a topology channel.
+
+    Declarations run on their own channel so that a refused one (406, 404) closes only that
+    channel and never the one carrying deliveries and their unacked tags.
+    """
+
+    def __init__(
+        self, generation: int, connection: aio_pika.abc.AbstractConnection, data: aiormq.Channel
+    ) -> None:
+        self.generation = generation
+        self.connection = connection
+        self.data = data
+        self.topo: AbstractChannel | None = None
+        self.unsettled: OrderedDict[int, None] = OrderedDict()
+
+    @classmethod
+    async def open(cls, generation: int, url: str, timeout: float, prefetch: int) -> _Session:
+        connection = await aio_pika.connect(url, timeout=timeout)
+        try:
+            channel = await connection.channel(publisher_confirms=True)
+            data = await channel.get_underlay_channel()
+            assert isinstance(data, aiormq.Channel)  # publish(wait=False) is not in the ABC
+            await data.basic_qos(prefetch_count=prefetch)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await connection.close()
+            raise
+        return cls(generation, connection, data)
+
+    @property
+    def alive(self) -> bool:
+        return not self.data.is_closed
+
+    async def topology(self) -> AbstractChannel:
+        if self.topo is None or self.topo.is_closed:
+            self.topo = await self.data.connection.channel(publisher_confirms=False)
+        return self.topo
+
+    async def wait_closed(self) -> None:
+        observers = [self.data.closing, self.data.connection.closing]
+        try:
+            await asyncio.wait(observers, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for observer in observers:
+                observer.cancel()
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.connection.close()
+
+
+def _broker_url(address: Address) -> str:
+    """The URL for aio-pika: our own options removed, the rest (heartbeat, TLS files) kept."""
+    parts = urlsplit(address.url)
+    query = [
+        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in _OWN_OPTIONS
+    ]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _cause(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(
+        exc, aiormq.exceptions.ProbableAuthenticationError | aiormq.exceptions.AuthenticationError
+    ):
+        return "authentication failed (check user and password)"
+    if isinstance(exc, OSError) and exc.errno:  # aiormq keeps the socket's errno
+        return os.strerror(exc.errno).lower()
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    inner = exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], BaseException) else None
+    if inner is not None:
+        return _cause(inner)
+    return str(exc) or type(exc).__name__
+
+
+def _refusal(exc: BaseException) -> str:
+    """The broker's own reply text, e.g. ``PRECONDITION_FAILED - inequivalent arg 'durable' ...``."""
+    if isinstance(exc, aiormq.exceptions.ChannelClosed) and len(exc.args) >= 2:
+        return f"{exc.args[1]}"
+    return _cause(exc)
+
+
+def _declare_queue(
+    name: str, *, durable: bool, exclusive: bool = False, arguments: dict[str, Any] | None = None
+) -> _Op:
+    return lambda ch: ch.queue_declare(
+        name, durable=durable, exclusive=exclusive, auto_delete=not durable, arguments=arguments
+    )
+
+
+def _declare_exchange(name: str, kind: str = "fanout", *, durable: bool = True) -> _Op:
+    return lambda ch: ch.exchange_declare(
+        name, exchange_type=kind, durable=durable, auto_delete=not durable
+    )
+
+
+def _bind_queue(queue: str, exchange: str) -> _Op:
+    return lambda ch: ch.queue_bind(queue, exchange, routing_key="")
+
+
+def _unbind_queue(queue: str, exchange: str) -> _Op:
+    return lambda ch: ch.queue_unbind(queue, exchange, routing_key="")
+
+
+def _bind_exchange(destination: str, source: str) -> _Op:
+    return lambda ch: ch.exchange_bind(destination, source, routing_key="")
+
+
+class AmqpClient(Client):
+    scheme = "amqp"
+
+    def __init__(self, address: Address, *, connect_timeout: float = 30.0) -> None:
+        super().__init__(address, connect_timeout=connect_timeout)
+        self.prefetch = address.int_option("prefetch", DEFAULT_PREFETCH)
+        persistent = address.options.get("persistent", "0").lower() in _TRUE
+        self._properties = spec.Basic.Properties(delivery_mode=2 if persistent else 1)
+        self._url = _broker_url(address)
+        self._running = False
+        self._generation = 0
+        self._session: _Session | None = None
+        self._ready = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        # What was declared, in order, so a new connection can declare it again.
+        self._topology: dict[_Key, _Op] = {}
+        self._declared_exchanges: set[str] = set()
+        self._consumers: dict[str, _Consumer] = {}
+        # Publisher side: every publish stays here until the broker confirms it.
+        self._seq = 0
+        self._unconfirmed: OrderedDict[int, _Publish] = OrderedDict()
+        self._unconfirmed_bytes = 0
+        self._room = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._publish_errors: list[str] = []
+        # Acks and nacks wait here until the publishes made before them are confirmed.
+        self._settle_queue: deque[_Settle] = deque()
+        self._settle_wakeup = asyncio.Event()
+        self._settle_lock = asyncio.Lock()
+
+    # -- connection lifecycle -------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        if self._running:
+            return
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                session = await self._open_session()
+        except TimeoutError:
+            raise TransportError(
+                f"cannot connect to {self.address.redacted()}: "
+                f"no answer within {self.connect_timeout:g} s"
+            ) from None
+        except Exception as exc:
+            raise TransportError(
+                f"cannot connect to {self.address.redacted()}: {_cause(exc)}"
+            ) from None
+        self._running = True
+        self._publish_session(session)
+        self._spawn(self._supervise())
+        self._spawn(self._settler())
+
+    async def disconnect(self) -> None:
+        if not self._running:
+            return
+        if self._unconfirmed and self._session is not None:
+            with contextlib.suppress(TimeoutError, TransportError):
+                async with asyncio.timeout(DISCONNECT_GRACE):
+                    await self.flush()
+        async with self._settle_lock:
+            await self._release()
+        self._running = False
+        if self._unconfirmed:
+            log.warning(
+                "%d message(s) to %s were never confirmed by the broker",
+                len(self._unconfirmed),
+                self.address.redacted(),
+            )
+        self._ready.set()  # wake waiters, they see that we are closed
+        self._room.set()
+        self._drained.set()
+        tasks = list(self._tasks) + [c.worker for c in self._consumers.values() if c.worker]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+        self._consumers.clear()
+        self._topology.clear()
+        self._declared_exchanges.clear()
+        self._unconfirmed.clear()
+        self._unconfirmed_bytes = 0
+        self._settle_queue.clear()
+        self._ready.clear()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _open_session(self) -> _Session:
+        """Connect, declare again what was declared, and resume consumers (not yet publishing)."""
+        self._generation += 1
+        session = await _Session.open(
+            self._generation, self._url, self.connect_timeout, self.prefetch
+        )
+        try:
+            for op in list(self._topology.values()):
+                try:
+                    await op(await session.topology())
+                except aiormq.exceptions.ChannelClosed as exc:
+                    log.warning(
+                        "re-declaring on %s failed: %s", self.address.redacted(), _refusal(exc)
+                    )
+            for consumer in list(self._consumers.values()):
+                await self._start_consumer(session, consumer)
+        except BaseException:
+            await session.close()
+            raise
+        return session
+
+    def _publish_session(self, session: _Session) -> None:
+        """Make ``session`` the live one and hand it every publish not yet confirmed, in order."""
+        self._session = session
+        self._ready.set()
+        for pub in list(self._unconfirmed.values()):
+            self._start_publish(session, pub)
+        self._settle_wakeup.set()
+
+    async def _supervise(self) -> None:
+        while True:
+            session = self._session
+            assert session is not None
+            await session.wait_closed()
+            log.warning("connection to %s lost; reconnecting", self.address.redacted())
+            self._session = None
+            self._ready.clear()
+            await session.close()
+            delay = BACKOFF_START
+            while True:
+                try:
+                    new = await self._open_session()
+                    break
+                except Exception as exc:
+                    log.info(
+                        "reconnecting to %s failed (%s); next try in %.1f s",
+                        self.address.redacted(),
+                        _cause(exc),
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, BACKOFF_CAP)
+            self._publish_session(new)
+            log.info("reconnected to %s", self.address.redacted())
+            try:
+                await self._notify_reconnected()
+            except Exception:
+                log.exception("a reconnect listener failed")
+
+    async def _wait_session(self) -> _Session:
+        while True:
+            if not self._running:
+                raise TransportError(f"not connected to {self.address.redacted()}")
+            session = self._session
+            if session is not None and session.alive:
+                return session
+            self._ready.clear()
+            await self._ready.wait()
+
+    # -- topology -------------------------------------------------------------------------------
+
+    async def _declare(
+        self, op: _Op, what: str, *, key: _Key | None = None, exists_ok: bool = False
+    ) -> None:
+        """Run a declaration, again after a reconnect if the connection drops meanwhile.
+
+        With ``key`` it is remembered and repeated on every new connection.  ``exists_ok``
+        accepts a 406 PRECONDITION_FAILED: the entity exists, only declared with other flags.
+        """
+        if key is not None:
+            self._topology[key] = op
+        while True:
+            session = await self._wait_session()
+            try:
+                await op(await session.topology())
+                return
+            except aiormq.exceptions.ChannelPreconditionFailed as exc:
+                if exists_ok:
+                    log.info("%s: using the existing one (%s)", what, _refusal(exc))
+                    if key is not None:
+                        del self._topology[key]
+                    return
+                error: Exception = exc
+            except Exception as exc:
+                error = exc
+            if session.alive:
+                if key is not None:
+                    self._topology.pop(key, None)
+                raise TransportError(
+                    f"{what} refused by {self.address.redacted()}: {_refusal(error)}"
+                ) from None
+
+    def _forget(self, predicate: Callable[[_Key], bool]) -> None:
+        for key in [k for k in self._topology if predicate(k)]:
+            del self._topology[key]
+
+    async def create_queue(self, kind: QueueKind, name: str, *, persistent: bool = True) -> None:
+        if kind is QueueKind.IN:
+            await self._declare(
+                _declare_queue(
+                    name, durable=persistent, arguments={"x-dead-letter-exchange": f"dead-{name}"}
+                ),
+                f"declaring queue {name!r}",
+                key=("queue", name),
+            )
+        await self._declare(
+            _declare_exchange(name, durable=persistent),
+            f"declaring exchange {name!r}",
+            key=("exchange", name),
+        )
+        self._declared_exchanges.add(name)
+        if kind is QueueKind.IN:
+            await self._declare(
+                _bind_queue(name, name), f"binding queue {name!r}", key=("qbind", name, name)
+            )
+
+    async def remove_queue(self, kind: QueueKind, name: str) -> None:
+        if kind is QueueKind.IN:
+            self._forget(lambda k: k[0] in ("queue", "qbind") and k[1] == name)
+            await self._declare(lambda ch: ch.queue_delete(name), f"deleting queue {name!r}")
+        else:
+            self._declared_exchanges.discard(name)
+            self._forget(
+                lambda k: (
+                    (k[0] == "exchange" and k[1] == name)
+                    or (k[0] == "qbind" and k[2] == name)
+                    or (k[0] == "xbind" and name in k[1:])
+                )
+            )
+            await self._declare(lambda ch: ch.exchange_delete(name), f"deleting exchange {name!r}")
+
+    async def _ensure_exchange(self, name: str) -> None:
+        """Publishing to a missing exchange would close the channel (404): declare on first use."""
+        await self._declare(
+            _declare_exchange(name),
+            f"declaring exchange {name!r}",
+            key=("exchange", name),
+            exists_ok=True,
+        )
+        self._declared_exchanges.add(name)
+
+    async def _ensure_discovery(self) -> None:
+        if DISCOVERY_QUEUE in self._declared_exchanges:
+            return
+        await self._declare(
+            _declare_queue(DISCOVERY_QUEUE, durable=True),
+            "declaring the discovery queue",
+            key=("queue", DISCOVERY_QUEUE),
+            exists_ok=True,
+        )
+        await self._ensure_exchange(DISCOVERY_QUEUE)
+        await self._declare(
+            _bind_queue(DISCOVERY_QUEUE, DISCOVERY_QUEUE),
+            "binding the discovery queue",
+            key=("qbind", DISCOVERY_QUEUE, DISCOVERY_QUEUE),
+        )
+
+    # -- publishing -----------------------------------------------------------------------------
+
+    async def send_raw(self, kind: QueueKind, name: str, body: bytes) -> None:
+        if kind is QueueKind.OUT:
+            if name not in self._declared_exchanges:
+                await self._ensure_exchange(name)
+            await self._publish(name, "", body)
+        else:
+            await self._publish("", name, body)
+
+    async def send_discovery(self, body: bytes) -> None:
+        await self._ensure_discovery()
+        await self._publish(DISCOVERY_QUEUE, "", body)
+
+    async def _publish(self, exchange: str, routing_key: str, body: bytes) -> None:
+        while (
+            self._running
+            and self._unconfirmed
+            and (
+                len(self._unconfirmed) >= MAX_UNCONFIRMED
+                or self._unconfirmed_bytes + len(body) > MAX_UNCONFIRMED_BYTES
+            )
+        ):
+            self._room.clear()
+            await self._room.wait()
+        if not self._running:
+            raise TransportError(f"not connected to {self.address.redacted()}")
+        self._seq += 1
+        pub = _Publish(self._seq, exchange, routing_key, body)
+        self._unconfirmed[pub.seq] = pub
+        self._unconfirmed_bytes += len(body)
+        self._drained.clear()
+        session = self._session
+        if session is not None:
+            self._start_publish(session, pub)
+
+    def _start_publish(self, session: _Session, pub: _Publish) -> None:
+        pub.generation = session.generation
+        self._spawn(self._publish_one(session, pub))
+
+    async def _publish_one(self, session: _Session, pub: _Publish) -> None:
+        try:
+            confirm = await session.data.basic_publish(
+                pub.body,
+                exchange=pub.exchange,
+                routing_key=pub.routing_key,
+                properties=self._properties,
+                wait=False,
+            )
+        except asyncio.CancelledError:
+            if self._running and session.alive:
+                raise
+            return  # published again on the next connection
+        except Exception as exc:
+            if pub.generation != session.generation or not session.alive:
+                return  # published again on the next connection
+            self._refused(pub, _refusal(exc))
+            return
+        if isinstance(confirm, spec.Basic.Ack):
+            self._confirmed(pub)
+        else:
+            self._refused(pub, "returned as unroutable")
+
+    def _refused(self, pub: _Publish, reason: str) -> None:
+        target = f"exchange {pub.exchange!r}" if pub.exchange else f"queue {pub.routing_key!r}"
+        message = f"publish to {target} on {self.address.redacted()} failed: {reason}"
+        log.error("%s", message)
+        self._publish_errors.append(message)
+        self._confirmed(pub)
+
+    def _confirmed(self, pub: _Publish) -> None:
+        if self._unconfirmed.pop(pub.seq, None) is None:
+            return
+        self._unconfirmed_bytes -= len(pub.body)
+        self._room.set()
+        if not self._unconfirmed:
+            self._drained.set()
+        if self._settle_queue:
+            self._settle_wakeup.set()
+
+    async def flush(self) -> None:
+        while self._running and self._unconfirmed:
+            await self._drained.wait()
+        errors, self._publish_errors = self._publish_errors, []
+        if errors:
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            raise TransportError(errors[0] + more)
+
+    # -- acknowledging --------------------------------------------------------------------------
+
+    async def ack_message(self, message: Message) -> None:
+        if message.settled:
+            return
+        message.acked = True
+        self._settle(message, ack=True)
+
+    async def nack_message(self, message: Message, *, requeue: bool = False) -> None:
+        if message.settled:
+            return
+        message.nacked = True
+        self._settle(message, ack=False, requeue=requeue)
+
+    def _settle(self, message: Message, *, ack: bool, requeue: bool = False) -> None:
+        if isinstance(message.token, _Token):
+            self._settle_queue.append(_Settle(self._seq, message.token, ack, requeue))
+            self._settle_wakeup.set()
+
+    async def _settler(self) -> None:
+        while True:
+            await self._settle_wakeup.wait()
+            self._settle_wakeup.clear()
+            async with self._settle_lock:
+                await self._release()
+
+    async def _release(self) -> None:
+        """Send every ack/nack whose preceding publishes are confirmed; acks batched."""
+        session = self._session
+        if session is None:
+            return  # kept until the next connection, which drops them as stale
+        oldest = next(iter(self._unconfirmed), None)
+        batch: list[_Settle] = []
+        while self._settle_queue and (oldest is None or self._settle_queue[0].after < oldest):
+            item = self._settle_queue.popleft()
+            if item.token.generation == session.generation:
+                batch.append(item)
+        try:
+            acks: list[int] = []
+            for item in batch:
+                if item.ack:
+                    acks.append(item.token.tag)
+                    continue
+                await self._send_acks(session, acks)
+                acks = []
+                session.unsettled.pop(item.token.tag, None)
+                await session.data.basic_nack(item.token.tag, requeue=item.requeue, wait=False)
+            await self._send_acks(session, acks)
+        except Exception as exc:
+            # The channel is gone: the broker redelivers everything that was not acked.
+            log.debug("dropping acks for a lost channel: %s", exc)
+
+    @staticmethod
+    async def _send_acks(session: _Session, tags: list[int]) -> None:
+        """One ``multiple=True`` ack covers the oldest unsettled deliveries when all are acked."""
+        if not tags:
+            return
+        pending = set(tags)
+        covered: list[int] = []
+        for tag in session.unsettled:
+            if tag not in pending:
+                break
+            covered.append(tag)
+        if len(covered) > 1:
+            await session.data.basic_ack(covered[-1], multiple=True, wait=False)
+            pending.difference_update(covered)
+            for tag in covered:
+                del session.unsettled[tag]
+        for tag in sorted(pending):
+            session.unsettled.pop(tag, None)
+            await session.data.basic_ack(tag, wait=False)
+
+    # -- consuming ------------------------------------------------------------------------------
+
+    async def subscribe_to_queue(self, name: str, handler: MessageHandler) -> None:
+        await self._declare(
+            lambda ch: ch.queue_declare(name, passive=True), f"subscribing to queue {name!r}"
+        )
+        await self._consume(name, self._deliver_to(name, handler), no_ack=False)
+
+    def _deliver_to(self, queue: str, handler: MessageHandler, *, ack: bool = False) -> _Process:
+        async def process(raw: DeliveredMessage, token: _Token | None) -> None:
+            message = Message.from_body(queue, raw.body, token)
+            try:
+                await handler(message)
+            except Exception:
+                log.exception("handler for queue %r failed", queue)
+                await self.nack_message(message)
+            if ack:
+                await self.ack_message(message)
+
+        return process
+
+    async def _consume(self, queue: str, process: _Process, *, no_ack: bool) -> None:
+        if queue in self._consumers:
+            raise TransportError(f"already subscribed to queue {queue!r}")
+        consumer = _Consumer(queue, no_ack, process)
+        consumer.worker = asyncio.create_task(self._work(consumer))
+        self._consumers[queue] = consumer
+        session = await self._wait_session()
+        with contextlib.suppress(Exception):
+            await self._start_consumer(session, consumer)
+        # If the connection dropped meanwhile, the next session starts the consumer.
+
+    async def _start_consumer(self, session: _Session, consumer: _Consumer) -> None:
+        try:
+            await (await session.topology()).queue_declare(consumer.queue, passive=True)
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            log.error("cannot consume queue %r: it does not exist any more", consumer.queue)
+            return
+        generation = session.generation
+
+        async def on_delivery(raw: DeliveredMessage) -> None:
+            if consumer.cancelled:
+                if not consumer.no_ack and raw.delivery_tag is not None:
+                    self._settle_queue.append(
+                        _Settle(0, _Token(generation, raw.delivery_tag), ack=False, requeue=True)
+                    )
+                    self._settle_wakeup.set()
+                return
+            if not consumer.no_ack and raw.delivery_tag is not None:
+                session.unsettled[raw.delivery_tag] = None
+            consumer.inbox.put_nowait((generation, raw))
+
+        ok = await session.data.basic_consume(consumer.queue, on_delivery, no_ack=consumer.no_ack)
+        consumer.tag = ok.consumer_tag
+
+    async def _work(self, consumer: _Consumer) -> None:
+        """Handler calls for one queue run one after the other, in delivery order."""
+        while (item := await consumer.inbox.get()) is not None:
+            generation, raw = item
+            if not consumer.no_ack and generation != self._generation:
+                continue  # its channel is gone; the broker redelivers it
+            tag = raw.delivery_tag
+            token = None if consumer.no_ack or tag is None else _Token(generation, tag)
+            try:
+                await consumer.process(raw, token)
+            except Exception:
+                log.exception("processing a message from %r failed", consumer.queue)
+
+    async def unsubscribe_from_queue(self, name: str) -> None:
+        consumer = self._consumers.pop(name, None)
+        if consumer is None:
+            return
+        consumer.cancelled = True
+        session = self._session
+        if session is not None and session.alive and consumer.tag is not None:
+            with contextlib.suppress(Exception):
+                await session.data.basic_cancel(consumer.tag)
+        while not consumer.inbox.empty():
+            item = consumer.inbox.get_nowait()
+            if item is not None and not consumer.no_ack and item[1].delivery_tag is not None:
+                token = _Token(item[0], item[1].delivery_tag)
+                self._settle_queue.append(_Settle(0, token, ack=False, requeue=True))
+        self._settle_wakeup.set()
+        consumer.inbox.put_nowait(None)
+        if consumer.worker is not None:
+            self._tasks.add(consumer.worker)
+            consumer.worker.add_done_callback(self._tasks.discard)
+
+
+class AmqpBroker(AmqpClient, Broker):
+    """Bindings are real RabbitMQ bindings, laid out as msgflo-nodejs' MessageBroker does."""
+
+    def __init__(self, address: Address, *, connect_timeout: float = 30.0) -> None:
+        super().__init__(address, connect_timeout=connect_timeout)
+        self._bindings: dict[Binding, None] = {}
+        self._data_queue = f".msgflo-broker-subscriptions-{uuid.uuid4()}"
+        self._data_handlers: dict[str, list[tuple[Binding, DataHandler]]] = {}
+
+    async def disconnect(self) -> None:
+        await super().disconnect()
+        self._bindings.clear()
+        self._data_handlers.clear()
+
+    @staticmethod
+    def _binding_ops(binding: Binding) -> Iterable[tuple[_Key, _Op]]:
+        if binding.type is BindingType.PUBSUB:
+            yield ("qbind", binding.tgt, binding.src), _bind_queue(binding.tgt, binding.src)
+            return
+        if binding.src and binding.tgt:
+            direct = f"out-{binding.src}"
+            yield ("exchange", direct), _declare_exchange(direct, "direct")
+            yield ("xbind", direct, binding.src), _bind_exchange(direct, binding.src)
+            yield ("qbind", binding.tgt, direct), _bind_queue(binding.tgt, direct)
+        if binding.deadletter and binding.tgt:
+            dead = f"dead-{binding.tgt}"
+            yield ("exchange", dead), _declare_exchange(dead)
+            yield ("qbind", binding.deadletter, dead), _bind_queue(binding.deadletter, dead)
+
+    async def add_binding(self, binding: Binding) -> None:
+        for key, op in self._binding_ops(binding):
+            await self._declare(op, f"adding binding {binding.to_json()}", key=key)
+        self._bindings[binding] = None
+
+    async def remove_binding(self, binding: Binding) -> None:
+        self._bindings.pop(binding, None)
+        for key, _ in self._binding_ops(binding):
+            if key[0] != "qbind":
+                continue  # exchanges and exchange bindings may serve other bindings
+            self._topology.pop(key, None)
+            _, queue, exchange = key
+            await self._declare(
+                _unbind_queue(queue, exchange), f"removing binding {binding.to_json()}"
+            )
+
+    async def list_bindings(self) -> list[Binding]:
+        return list(self._bindings)
+
+    async def subscribe_data(self, binding: Binding, handler: DataHandler) -> None:
+        if self._data_queue not in self._consumers:
+            await self._declare(
+                _declare_queue(self._data_queue, durable=False, exclusive=True),
+                "declaring the data subscription queue",
+                key=("queue", self._data_queue),
+            )
+            await self._consume(self._data_queue, self._dispatch_data, no_ack=True)
+        if binding.src not in self._data_handlers:
+            await self._declare(
+                _bind_queue(self._data_queue, binding.src),
+                f"subscribing to data on {binding.src!r}",
+                key=("qbind", self._data_queue, binding.src),
+            )
+            self._data_handlers[binding.src] = []
+        self._data_handlers[binding.src].append((binding, handler))
+
+    async def unsubscribe_data(self, binding: Binding, handler: DataHandler) -> None:
+        handlers = self._data_handlers.get(binding.src)
+        if not handlers or (binding, handler) not in handlers:
+            return
+        handlers.remove((binding, handler))
+        if handlers:
+            return
+        del self._data_handlers[binding.src]
+        self._topology.pop(("qbind", self._data_queue, binding.src), None)
+        await self._declare(
+            _unbind_queue(self._data_queue, binding.src),
+            f"unsubscribing from data on {binding.src!r}",
+        )
+
+    async def _dispatch_data(self, raw: DeliveredMessage, token: _Token | None) -> None:
+        data = decode(raw.body)
+        for binding, handler in list(self._data_handlers.get(raw.exchange or "", ())):
+            try:
+                await handler(binding, data)
+            except Exception:
+                log.exception("data handler for %s failed", binding.to_json())
+
+    async def subscribe_participant_change(
+        self, handler: MessageHandler, *, exclusive: bool = False
+    ) -> None:
+        """Receive discovery messages.
+
+        By default this consumes the queue ``fbp`` like the original coordinator (each message
+        is acked after ``handler`` returns), so several such subscribers share the messages.
+        ``exclusive=True`` instead binds a private, auto-deleted queue to the exchange ``fbp``:
+        the subscriber sees every announcement without taking any from others (monitors,
+        dashboards, a second coordinator).
+        """
+        await self._ensure_discovery()
+        if not exclusive:
+            await self._consume(
+                DISCOVERY_QUEUE, self._deliver_to(DISCOVERY_QUEUE, handler, ack=True), no_ack=False
+            )
+            return
+        name = f".msgflo-discovery-{uuid.uuid4()}"
+        await self._declare(
+            _declare_queue(name, durable=False, exclusive=True),
+            "declaring a discovery observer queue",
+            key=("queue", name),
+        )
+        await self._declare(
+            _bind_queue(name, DISCOVERY_QUEUE),
+            "binding a discovery observer queue",
+            key=("qbind", name, DISCOVERY_QUEUE),
+        )
+        await self._consume(name, self._deliver_to(DISCOVERY_QUEUE, handler), no_ack=True)
