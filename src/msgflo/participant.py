@@ -260,7 +260,6 @@ class Participant:
         """Declare ports, consume inports, announce, and keep announcing."""
         if not self.role:
             raise ValueError(f"{type(self).__name__}: no role given")
-        self.client = client
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         if self._sync_process:
@@ -273,6 +272,7 @@ class Participant:
                 QueueKind.OUT, port["queue"], persistent=port.get("persistent", True)
             )
             self._outqueues[port["id"]] = port["queue"]
+        self.client = client  # only now: threads of legacy code take a set client as "running"
         for port in self.definition["inports"]:
             await client.create_queue(
                 QueueKind.IN, port["queue"], persistent=port.get("persistent", True)
