@@ -190,33 +190,24 @@ async def test_removed_binding_stops_delivery(env: Env) -> None:
 
 
 async def test_competing_consumers_share_a_queue(env: Env) -> None:
-    first, second = await env.client(), await env.client()
     q = env.name("WORK")
-    got_first = await env.inqueue(first, q)
-    got_second = await env.inqueue(second, q)
+    arrivals: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
+    for worker in range(2):
+        client = await env.client()
+
+        async def keep(message: Message, worker: int = worker, client: Client = client) -> None:
+            arrivals.put_nowait((worker, message.data))
+            await client.ack_message(message)
+
+        await client.create_queue(QueueKind.IN, q)
+        await client.subscribe_to_queue(q, keep)
+    env.declared.append((QueueKind.IN, q))
     sender = await env.client()
     for i in range(40):
         await sender.send_to(QueueKind.IN, q, i)
-    seen: list[Any] = []
-    while len(seen) < 40:
-        done, _ = await asyncio.wait(
-            [asyncio.ensure_future(got_first.get()), asyncio.ensure_future(got_second.get())],
-            timeout=WAIT,
-            return_when=asyncio.FIRST_COMPLETED,
-        )
-        assert done, f"only {len(seen)} of 40 messages arrived"
-        for task in done:
-            seen.append(task.result().data)
-        seen.extend(m.data for m in _drain(got_first))
-        seen.extend(m.data for m in _drain(got_second))
-    assert sorted(seen) == list(range(40)), "each message reaches exactly one consumer"
-
-
-def _drain(queue: asyncio.Queue[Message]) -> list[Message]:
-    items = []
-    while not queue.empty():
-        items.append(queue.get_nowait())
-    return items
+    seen = [await asyncio.wait_for(arrivals.get(), WAIT) for _ in range(40)]
+    assert sorted(data for _, data in seen) == list(range(40)), "each message reaches one consumer"
+    assert {worker for worker, _ in seen} == {0, 1}, "both consumers get work"
 
 
 @pytest.mark.parametrize("env", [p for p in TRANSPORTS if p.id != "mosquitto"], indirect=True)

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,9 +39,31 @@ _ids = itertools.count(1)
 
 @dataclass(eq=False)
 class _Queue:
+    """Messages wait in ``backlog`` until a consumer exists; then they are dealt out to the
+    consumers in turn, as RabbitMQ does, so competing consumers really share the work."""
+
     name: str
     dead_letter: str
-    items: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
+    backlog: deque[bytes] = field(default_factory=deque)
+    consumers: list[_Consumer] = field(default_factory=list)
+    turn: int = 0
+
+    def put(self, body: bytes) -> None:
+        if not self.consumers:
+            self.backlog.append(body)
+            return
+        self.turn = (self.turn + 1) % len(self.consumers)
+        self.consumers[self.turn].inbox.put_nowait(body)
+
+    def attach(self, consumer: _Consumer) -> None:
+        self.consumers.append(consumer)
+        while self.backlog:
+            self.put(self.backlog.popleft())
+
+    def detach(self, consumer: _Consumer, leftovers: list[bytes]) -> None:
+        self.consumers.remove(consumer)
+        for body in leftovers:
+            self.put(body)
 
 
 @dataclass(eq=False)
@@ -52,19 +74,21 @@ class _Delivery:
 
 
 class _Consumer:
-    """One subscription: a task that takes from the queue and calls the handler in order."""
+    """One subscription: a task that takes from its inbox and calls the handler in order."""
 
     def __init__(self, hub: _Hub, queue: _Queue, handler: MessageHandler) -> None:
         self.hub = hub
         self.queue = queue
         self.handler = handler
+        self.inbox: asyncio.Queue[bytes] = asyncio.Queue()
         self.unacked: set[_Delivery] = set()
         self.task = asyncio.get_running_loop().create_task(self._run())
+        queue.attach(self)
 
     async def _run(self) -> None:
-        items = self.queue.items
+        inbox = self.inbox
         while True:
-            body = await items.get()
+            body = await inbox.get()
             delivery = _Delivery(self.queue, body, self)
             self.unacked.add(delivery)
             message = Message(queue=self.queue.name, body=body, data=decode(body), token=delivery)
@@ -81,17 +105,20 @@ class _Consumer:
             return
         self.unacked.discard(delivery)
         if requeue:
-            self.queue.items.put_nowait(delivery.body)
+            self.queue.put(delivery.body)
         elif dead_letter:
             self.hub.publish(self.queue.dead_letter, delivery.body)
 
     async def stop(self) -> None:
+        """Unfinished and unacked messages go back to the queue, as when a consumer dies."""
         self.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
-        for delivery in self.unacked:
-            self.queue.items.put_nowait(delivery.body)
+        leftovers = [d.body for d in self.unacked]
+        while not self.inbox.empty():
+            leftovers.append(self.inbox.get_nowait())
         self.unacked.clear()
+        self.queue.detach(self, leftovers)
 
 
 class _Hub:
@@ -119,7 +146,7 @@ class _Hub:
         for queue_name in self.exchanges.get(exchange, ()):
             queue = self.queues.get(queue_name)
             if queue is not None:
-                queue.items.put_nowait(body)
+                queue.put(body)
         for linked in self.exchange_links.get(exchange, ()):
             self.publish(linked, body)
 
@@ -186,7 +213,7 @@ class MemoryClient(Client):
         else:
             queue = hub.queues.get(name)
             if queue is not None:
-                queue.items.put_nowait(body)
+                queue.put(body)
 
     async def subscribe_to_queue(self, name: str, handler: MessageHandler) -> None:
         queue = self.hub.declare_queue(name)
