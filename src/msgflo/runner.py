@@ -25,6 +25,9 @@ DEFAULT_BROKER = "amqp://localhost"
 """What every original library falls back to when no broker is configured."""
 
 
+QUIET_LIBRARIES = ("aiormq", "aio_pika", "aiomqtt", "paho", "amqtt", "transitions")
+
+
 def setup_logging() -> None:
     level_name = (
         os.environ.get("MSGFLO_LOGLEVEL") or os.environ.get("MSGFLO_PYTHON_LOGLEVEL") or "warning"
@@ -33,6 +36,10 @@ def setup_logging() -> None:
     logging.basicConfig(
         level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    if level > logging.DEBUG:
+        # Broker client libraries log what our own one-line errors already say, as tracebacks.
+        for noisy in QUIET_LIBRARIES:
+            logging.getLogger(noisy).setLevel(logging.CRITICAL)
 
 
 def ready_line(participant: Participant, url: str) -> str:

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
+from msgflo.runner import setup_logging
 from msgflo.transport import TransportError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -26,6 +27,7 @@ def broker_option(default: str | None = "amqp://localhost") -> Callable[[F], F]:
 
 def run_command(program: str, coro: Coroutine[Any, Any, int]) -> None:
     """Run ``coro``; a broker failure is one line on stderr and exit code 1, never a traceback."""
+    setup_logging()
     try:
         code = asyncio.run(coro)
     except TransportError as exc:
