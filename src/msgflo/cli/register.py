@@ -62,29 +62,29 @@ async def register(
 ) -> int:
     """Announce ``definitions`` once, print the ready line, and with ``forever`` keep
     announcing until ``stop`` is set (or SIGINT/SIGTERM arrives)."""
+    stop = stop or asyncio.Event()
+    ids = ", ".join(str(d["id"]) for d in definitions)
     client = get_client(broker, connect_timeout=connect_timeout)
-    await client.connect()
-    try:
-        await _announce(client, definitions)
-        ids = ", ".join(str(d["id"]) for d in definitions)
-        click.echo(f"Sent discovery message for {ids}")
-        if not forever:
-            return 0
-        stop = stop or asyncio.Event()
-        client.on_reconnect(lambda: _announce(client, definitions))
-        with _stop_on_signals(stop):
-            while True:
+    # Signals count from before the ready line: a supervisor may stop us as soon as it reads it.
+    with _stop_on_signals(stop) if forever else contextlib.nullcontext():
+        await client.connect()
+        try:
+            await _announce(client, definitions)
+            click.echo(f"Sent discovery message for {ids}")
+            client.on_reconnect(lambda: _announce(client, definitions))
+            while forever:
                 try:
                     await asyncio.wait_for(stop.wait(), interval / HEARTBEAT_DIVISOR)
-                    return 0
+                    break
                 except TimeoutError:
                     pass
                 try:
                     await _announce(client, definitions)
                 except Exception as exc:  # the next round tries again; only a stop ends the loop
                     log.warning("failed to send discovery message for %s: %s", ids, exc)
-    finally:
-        await client.disconnect()
+        finally:
+            await client.disconnect()
+    return 0
 
 
 def parse_role(value: str) -> tuple[str, Path]:
