@@ -1,0 +1,417 @@
+"""The AMQP transport against a real RabbitMQ: topology as msgflo-nodejs lays it out, routes,
+bindings, discovery, confirms and the ordering of acks after them."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+from amqp_helpers import Inbox, PausingProxy, Rabbit, poll, private_vhost, url
+
+from msgflo.transport import Binding, BindingType, QueueKind, TransportError, get_broker, get_client
+from msgflo.transport.amqp import AmqpBroker, AmqpClient
+from msgflo.transport.base import Message
+
+pytestmark = pytest.mark.broker
+
+DLX = "x-dead-letter-exchange"
+
+
+@pytest.fixture(scope="module")
+def vhost() -> Iterator[str]:
+    with private_vhost() as name:
+        yield name
+
+
+@pytest.fixture
+async def rabbit(vhost: str) -> AsyncIterator[Rabbit]:
+    checker = Rabbit(vhost)
+    yield checker
+    await checker.close()
+
+
+@pytest.fixture
+def name() -> Callable[[str], str]:
+    prefix = uuid.uuid4().hex[:8]
+    return lambda suffix: f"{prefix}.{suffix}"
+
+
+@pytest.fixture
+async def connect(vhost: str) -> AsyncIterator[Callable[..., Any]]:
+    opened: list[AmqpClient] = []
+
+    async def open_client(*, broker: bool = False, query: str = "", port: int = 5672) -> Any:
+        target = url(vhost, port, query)
+        client = get_broker(target) if broker else get_client(target)
+        assert isinstance(client, AmqpClient)
+        await client.connect()
+        opened.append(client)
+        return client
+
+    yield open_client
+    for client in opened:
+        await client.disconnect()
+
+
+async def test_unreachable_broker_fails_with_one_line_naming_the_redacted_url() -> None:
+    client = get_client("amqp://guest:secret@127.0.0.1:1/", connect_timeout=5)
+    with pytest.raises(TransportError) as caught:
+        await client.connect()
+    assert (
+        str(caught.value) == "cannot connect to amqp://guest:***@127.0.0.1:1/: connection refused"
+    )
+
+
+async def test_wrong_password_is_reported_as_such(vhost: str) -> None:
+    client = get_client(f"amqp://guest:wrong@127.0.0.1:5672/{vhost}", connect_timeout=5)
+    with pytest.raises(TransportError, match=r"guest:\*\*\*@.*authentication failed"):
+        await client.connect()
+
+
+async def test_inqueue_is_declared_exactly_as_msgflo_nodejs_does(
+    connect: Callable[..., Any], rabbit: Rabbit, name: Callable[[str], str]
+) -> None:
+    client = await connect()
+    durable, transient = name("IN"), name("TMP")
+    await client.create_queue(QueueKind.IN, durable)
+    await client.create_queue(QueueKind.IN, transient, persistent=False)
+
+    queues, exchanges, bindings = rabbit.queues(), rabbit.exchanges(), rabbit.bindings()
+    assert queues[durable]["durable"] is True
+    assert queues[durable]["auto_delete"] is False
+    assert queues[durable]["exclusive"] is False
+    assert queues[durable]["arguments"] == {DLX: f"dead-{durable}"}
+    assert queues[transient]["durable"] is False
+    assert queues[transient]["auto_delete"] is True
+    assert queues[transient]["arguments"] == {DLX: f"dead-{transient}"}
+    assert exchanges[durable] == {
+        "name": durable, "type": "fanout", "durable": True, "auto_delete": False
+    }  # fmt: skip
+    assert exchanges[transient]["durable"] is False
+    assert exchanges[transient]["auto_delete"] is True
+    assert (durable, "queue", durable) in bindings
+    assert (transient, "queue", transient) in bindings
+    # The equivalence RabbitMQ checks: same flags accepted, others refused.
+    args = {DLX: f"dead-{durable}"}
+    assert await rabbit.redeclare_ok("queue", durable, durable=True, arguments=args)
+    assert not await rabbit.redeclare_ok("queue", durable, durable=True)
+
+
+async def test_outqueue_is_a_durable_fanout_exchange(
+    connect: Callable[..., Any], rabbit: Rabbit, name: Callable[[str], str]
+) -> None:
+    client = await connect()
+    out = name("OUT")
+    await client.create_queue(QueueKind.OUT, out)
+    assert await rabbit.redeclare_ok("exchange", out, exchange_type="fanout", durable=True)
+    assert not await rabbit.exists("queue", out)
+    await client.remove_queue(QueueKind.OUT, out)
+    assert not await rabbit.exists("exchange", out)
+
+
+async def test_send_reaches_an_inqueue_directly_and_through_its_exchange(
+    connect: Callable[..., Any], name: Callable[[str], str]
+) -> None:
+    client = await connect()
+    queue = name("IN")
+    await client.create_queue(QueueKind.IN, queue)
+    inbox = Inbox(client)
+    await client.subscribe_to_queue(queue, inbox)
+    await client.send_to(QueueKind.IN, queue, {"route": "default exchange"})
+    await client.send_to(QueueKind.OUT, queue, {"route": "fanout exchange"})
+    received = await inbox.take(2)
+    assert [m.data for m in received] == [
+        {"route": "default exchange"},
+        {"route": "fanout exchange"},
+    ]
+    assert all(m.queue == queue for m in received)
+
+
+async def test_sending_to_an_exchange_never_declared_declares_it_and_keeps_the_channel(
+    connect: Callable[..., Any], rabbit: Rabbit, name: Callable[[str], str]
+) -> None:
+    client = await connect()
+    queue, undeclared = name("IN"), name("NEVER")
+    await client.create_queue(QueueKind.IN, queue)
+    inbox = Inbox(client)
+    await client.subscribe_to_queue(queue, inbox)
+    await client.send_to(QueueKind.OUT, undeclared, "into the void")
+    await client.flush()
+    assert await rabbit.redeclare_ok("exchange", undeclared, exchange_type="fanout", durable=True)
+    await client.send_to(QueueKind.IN, queue, "still alive")
+    assert [m.data for m in await inbox.take(1)] == ["still alive"]
+
+
+async def test_pubsub_bindings_give_every_target_a_copy_until_removed(
+    connect: Callable[..., Any], rabbit: Rabbit, name: Callable[[str], str]
+) -> None:
+    broker = await connect(broker=True)
+    out, a, b = name("OUT"), name("A"), name("B")
+    await broker.create_queue(QueueKind.OUT, out)
+    await broker.create_queue(QueueKind.IN, a)
+    await broker.create_queue(QueueKind.IN, b)
+    to_a, to_b = Binding(out, a), Binding(out, b)
+    await broker.add_binding(to_a)
+    await broker.add_binding(to_b)
+    assert await broker.list_bindings() == [to_a, to_b]
+
+    await broker.send_to(QueueKind.OUT, out, {"n": 1})
+    await broker.flush()
+    await rabbit.wait_ready(a, 1)
+    await rabbit.wait_ready(b, 1)
+
+    await broker.remove_binding(to_b)
+    assert await broker.list_bindings() == [to_a]
+    await broker.send_to(QueueKind.OUT, out, {"n": 2})
+    await broker.flush()
+    await rabbit.wait_ready(a, 2)
+    assert await rabbit.get_all(b) == [b'{"n":1}']
+
+
+async def test_roundrobin_shares_work_between_consumers_and_deadletters_nacks(
+    connect: Callable[..., Any], rabbit: Rabbit, name: Callable[[str], str]
+) -> None:
+    broker = await connect(broker=True)
+    src, tgt, dead = name("OUT"), name("WORK"), name("DEAD")
+    await broker.create_queue(QueueKind.OUT, src)
+    await broker.create_queue(QueueKind.IN, tgt)
+    await broker.create_queue(QueueKind.IN, dead)
+    binding = Binding(src, tgt, BindingType.ROUNDROBIN, deadletter=dead)
+    await broker.add_binding(binding)
+    assert await broker.list_bindings() == [binding]
+    assert {(src, "exchange", f"out-{src}"), (f"out-{src}", "queue", tgt)} <= rabbit.bindings()
+    assert (f"dead-{tgt}", "queue", dead) in rabbit.bindings()
+
+    workers = [await connect(query="prefetch=1"), await connect(query="prefetch=1")]
+    seen: list[list[Any]] = [[], []]
+    done = asyncio.Event()
+    total = 20
+
+    def worker(index: int) -> Callable[[Message], Any]:
+        async def handle(message: Message) -> None:
+            seen[index].append(message.data)
+            if message.data == 0:
+                await workers[index].nack_message(message)
+            else:
+                await workers[index].ack_message(message)
+            if sum(map(len, seen)) == total:
+                done.set()
+
+        return handle
+
+    for index, client in enumerate(workers):
+        await client.subscribe_to_queue(tgt, worker(index))
+    for n in range(total):
+        await broker.send_to(QueueKind.OUT, src, n)
+    async with asyncio.timeout(10):
+        await done.wait()
+    assert sorted(seen[0] + seen[1]) == list(range(total))
+    assert seen[0] and seen[1], "both consumers got work"
+    await rabbit.wait_ready(dead, 1)
+    assert await rabbit.get_all(dead) == [b"0"]
+
+    await broker.remove_binding(binding)
+    assert await broker.list_bindings() == []
+    assert (f"out-{src}", "queue", tgt) not in rabbit.bindings()
+    assert (f"dead-{tgt}", "queue", dead) not in rabbit.bindings()
+
+
+async def test_data_subscription_observes_a_source_until_unsubscribed(
+    connect: Callable[..., Any], rabbit: Rabbit, name: Callable[[str], str]
+) -> None:
+    broker = await connect(broker=True)
+    assert isinstance(broker, AmqpBroker)
+    src, other = name("OUT"), name("OTHER")
+    await broker.create_queue(QueueKind.OUT, src)
+    await broker.create_queue(QueueKind.OUT, other)
+    seen: asyncio.Queue[tuple[Binding, Any]] = asyncio.Queue()
+
+    async def observe(binding: Binding, data: Any) -> None:
+        seen.put_nowait((binding, data))
+
+    edge = Binding(src, name("IN"))
+    await broker.subscribe_data(edge, observe)
+    await broker.subscribe_data(Binding(other, name("IN2")), observe)
+    await broker.send_to(QueueKind.OUT, src, {"x": 1})
+    await broker.send_raw(QueueKind.OUT, src, b"not json")
+    async with asyncio.timeout(10):
+        assert await seen.get() == (edge, {"x": 1})
+        assert await seen.get() == (edge, "not json")
+
+    subscriptions = [q for q, row in rabbit.queues().items() if q.startswith(".msgflo-broker-")]
+    assert len(subscriptions) == 1
+    row = rabbit.queues()[subscriptions[0]]
+    assert (row["exclusive"], row["durable"], row["auto_delete"]) == (True, False, True)
+    await broker.unsubscribe_data(edge, observe)
+    assert (src, "queue", subscriptions[0]) not in rabbit.bindings()
+    assert (other, "queue", subscriptions[0]) in rabbit.bindings()
+
+
+async def test_discovery_goes_through_exchange_fbp_to_queue_fbp_and_to_observers(
+    connect: Callable[..., Any], rabbit: Rabbit
+) -> None:
+    observer, coordinator = await connect(broker=True), await connect(broker=True)
+    participant = await connect()
+    watched, consumed = Inbox(), Inbox()
+    await observer.subscribe_participant_change(watched, exclusive=True)
+    await coordinator.subscribe_participant_change(consumed)
+    definition = {"id": "p-1", "role": "p", "component": "C", "inports": [], "outports": []}
+    await participant.register_participant(definition)
+
+    expected = {"protocol": "discovery", "command": "participant", "payload": definition}
+    assert [m.data for m in await watched.take(1)] == [expected]
+    assert [m.data for m in await consumed.take(1)] == [expected]
+    assert rabbit.exchanges()["fbp"]["type"] == "fanout"
+    assert ("fbp", "queue", "fbp") in rabbit.bindings()
+    assert rabbit.queues()["fbp"]["arguments"] == {}
+    # The coordinator acked it (after its handler), so nothing is left waiting.
+    await coordinator.disconnect()
+    assert rabbit.queues()["fbp"]["messages_unacknowledged"] == 0
+    assert await rabbit.ready("fbp") == 0
+
+
+async def test_an_ack_waits_until_earlier_sends_are_confirmed(
+    connect: Callable[..., Any], rabbit: Rabbit, name: Callable[[str], str]
+) -> None:
+    """At-least-once: an input must stay unacked while the output it caused is unconfirmed."""
+    source, result, marker = name("IN"), name("OUT"), name("MARK")
+    helper = await connect()
+    for queue in (source, result, marker):
+        await helper.create_queue(QueueKind.IN, queue)
+    async with PausingProxy().running() as proxy:
+        relay = await connect(port=proxy.port)
+        handled = asyncio.Event()
+
+        async def process(message: Message) -> None:
+            proxy.hold()  # no confirm reaches the client from now on
+            await relay.send_raw(QueueKind.IN, result, message.body)
+            await relay.ack_message(message)
+            await relay.send_raw(QueueKind.IN, marker, b"after the ack")
+            handled.set()
+
+        await relay.subscribe_to_queue(source, process)
+        await helper.send_to(QueueKind.IN, source, "job")
+        async with asyncio.timeout(10):
+            await handled.wait()
+        # Frames on one channel are handled in order: had the ack been sent before the
+        # marker, the broker would have processed it by the time the marker is queued.
+        await rabbit.wait_ready(marker, 1)
+        assert await rabbit.ready(result) == 1
+        assert rabbit.queues()[source]["messages_unacknowledged"] == 1
+
+        proxy.release()
+        await relay.flush()
+
+        async def acked() -> bool:
+            return rabbit.queues()[source]["messages_unacknowledged"] == 0
+
+        await poll(acked)
+
+
+async def test_a_publish_the_broker_refuses_surfaces_from_flush(
+    connect: Callable[..., Any], rabbit: Rabbit, name: Callable[[str], str]
+) -> None:
+    client = await connect()
+    full = name("FULL")
+    channel = await rabbit.channel()
+    await channel.queue_declare(
+        full, arguments={"x-max-length": 1, "x-overflow": "reject-publish"}
+    )  # fmt: skip
+    await client.send_raw(QueueKind.IN, full, b"fits")
+    await client.send_raw(QueueKind.IN, full, b"refused")
+    with pytest.raises(TransportError, match=f"queue '{full}'"):
+        await client.flush()
+    await client.flush()  # reported once
+
+
+async def test_bodies_arrive_byte_for_byte_whatever_they_contain(
+    connect: Callable[..., Any], name: Callable[[str], str]
+) -> None:
+    client = await connect()
+    queue = name("IN")
+    await client.create_queue(QueueKind.IN, queue)
+    inbox = Inbox(client)
+    await client.subscribe_to_queue(queue, inbox)
+    big = b"x" * (1024 * 1024)
+    garbage = b"\xff\xfe\x00not json"
+    await client.send_raw(QueueKind.IN, queue, big)
+    await client.send_raw(QueueKind.IN, queue, garbage)
+    await client.send_to(QueueKind.IN, queue, {"text": "héllo wörld ✓ 日本"})
+    received = await inbox.take(3)
+    assert received[0].body == big
+    assert received[0].data == big.decode()
+    assert received[1].body == garbage
+    assert received[1].data == garbage
+    assert received[2].data == {"text": "héllo wörld ✓ 日本"}
+
+
+async def test_persistent_option_makes_messages_survive_as_delivery_mode_2(
+    connect: Callable[..., Any], rabbit: Rabbit, name: Callable[[str], str]
+) -> None:
+    transient, persistent = await connect(), await connect(query="persistent=1")
+    queue = name("IN")
+    await transient.create_queue(QueueKind.IN, queue)
+    await transient.send_raw(QueueKind.IN, queue, b"1")
+    await persistent.send_raw(QueueKind.IN, queue, b"2")
+    await transient.flush()
+    await persistent.flush()
+    channel = await rabbit.channel()
+    modes = []
+    for _ in range(2):
+        message = await channel.basic_get(queue, no_ack=True)
+        modes.append(message.header.properties.delivery_mode)
+    assert modes == [1, 2]
+
+
+async def test_handlers_run_in_order_and_a_failing_one_is_nacked_not_fatal(
+    connect: Callable[..., Any], rabbit: Rabbit, name: Callable[[str], str]
+) -> None:
+    client = await connect()
+    queue = name("IN")
+    await client.create_queue(QueueKind.IN, queue)
+    await client.create_queue(QueueKind.IN, f"dead-{queue}")  # what noflo's --deadletter does
+    order: list[int] = []
+    finished = asyncio.Event()
+
+    async def handle(message: Message) -> None:
+        order.append(message.data)
+        await asyncio.sleep(0.001 * (message.data % 3))  # uneven work must not reorder
+        if message.data == 3:
+            raise ValueError("boom")
+        await client.ack_message(message)
+        await client.ack_message(message)  # a second ack is a no-op, not a channel error
+        if message.data == 29:
+            finished.set()
+
+    await client.subscribe_to_queue(queue, handle)
+    for n in range(30):
+        await client.send_to(QueueKind.IN, queue, n)
+    async with asyncio.timeout(10):
+        await finished.wait()
+    assert order == list(range(30))
+    await rabbit.wait_ready(f"dead-{queue}", 1)
+    assert await rabbit.get_all(f"dead-{queue}") == [b"3"]
+
+
+async def test_disconnect_is_idempotent_and_leaves_no_task_behind(
+    vhost: str, name: Callable[[str], str]
+) -> None:
+    before = asyncio.all_tasks()
+    client = get_broker(url(vhost))
+    await client.connect()
+    queue = name("IN")
+    await client.create_queue(QueueKind.IN, queue)
+    await client.subscribe_to_queue(queue, Inbox(client))
+    await client.send_to(QueueKind.OUT, queue, 1)
+    await client.disconnect()
+    await client.disconnect()
+
+    async def only_ours_left() -> bool:  # aiormq's writer ends one loop turn after the close
+        return asyncio.all_tasks() == before
+
+    await poll(only_ours_left, timeout=2)
+    with pytest.raises(TransportError, match="not connected"):
+        await client.send_to(QueueKind.OUT, queue, 2)
