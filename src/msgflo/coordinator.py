@@ -464,6 +464,7 @@ class CoordinatorOptions:
     concurrency: int = 10
     max_failures: int = 5
     stop_grace: float = 5.0
+    backoff_base: float = 0.5
 
 
 @dataclass(slots=True)
@@ -713,6 +714,7 @@ class Coordinator:
                 ready_timeout=self.options.wait_timeout,
                 stop_grace=self.options.stop_grace,
                 max_failures=self.options.max_failures,
+                backoff_base=self.options.backoff_base,
             ),
             self._emit,
             self._gate,
