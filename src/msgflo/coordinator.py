@@ -460,6 +460,12 @@ class CoordinatorOptions:
     """Wire by the ``role.PORT`` convention instead of discovery (``msgflo-setup`` without
     ``--discover``)."""
     send_iips: bool = True
+    iips_in_command: bool = False
+    """Hand IIPs to started participants through ``#IIPS`` (static ``msgflo-setup``, where no
+    discovery tells which queue to send them to)."""
+    start_participants: bool = True
+    shell: str | None = None
+    """Run each command as ``SHELL -c COMMAND`` (``msgflo-setup --shell``)."""
     discovery_period: float = field(default_factory=discovery_period)
     concurrency: int = 10
     max_failures: int = 5
@@ -500,7 +506,7 @@ class Coordinator:
         self._tasks: set[asyncio.Task[None]] = set()
         self._gate = asyncio.Semaphore(self.options.concurrency)
         self._last_save = 0.0
-        self._started = False
+        self._rewired = asyncio.Condition()
 
     # -- listeners ----------------------------------------------------------------------
 
@@ -533,7 +539,6 @@ class Coordinator:
         if not self.options.static:
             await self.broker.subscribe_participant_change(self._on_discovery)
         self._spawn(self._expire_loop())
-        self._started = True
 
     async def stop(self) -> None:
         """Stop every child this coordinator started, then disconnect."""
@@ -673,6 +678,8 @@ class Coordinator:
         if component in VIRTUAL_COMPONENTS or role in self.children:
             return
         self._spawn(self._watch_pending(role))
+        if not self.options.start_participants:
+            return
         if role in self.options.ignore:
             self._emit(
                 Event(
@@ -700,8 +707,15 @@ class Coordinator:
             )
             return
         assert self.library is not None
+        iips = (
+            {i.tgt.port: i.data for i in self.initials if i.tgt.process == role}
+            if self.options.iips_in_command
+            else {}
+        )
         try:
-            argv = self.library.command_args(component, role, {})
+            argv = self.library.command_args(component, role, iips)
+            if self.options.shell:
+                argv = [self.options.shell, "-c", shlex.join(argv)]
         except LibraryError as exc:
             self._warn_once(f"command {role}", f"{role}: {exc}", EventKind.ERROR, role)
             return
@@ -856,6 +870,25 @@ class Coordinator:
             elif current.status is Status.ERROR:
                 self._warn_once(f"wiring {current.detail}", current.detail, EventKind.ERROR)
         self.wiring = fresh
+        async with self._rewired:
+            self._rewired.notify_all()
+
+    async def settled(self, timeout: float) -> bool:
+        """Wait until no edge waits for a participant; ``False`` if some still do after
+        ``timeout`` seconds."""
+
+        def done() -> bool:
+            return all(p.status is not Status.PENDING for p in self.wiring.values())
+
+        async def until() -> None:
+            async with self._rewired:
+                await self._rewired.wait_for(done)
+
+        try:
+            await asyncio.wait_for(until(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     async def _send_initials(self, role: str) -> None:
         if not self.options.send_iips:

@@ -1,0 +1,277 @@
+"""``msgflo``: run a graph as a distributed network and keep it running.
+
+Starts the participants the library can start, wires every edge as participants announce
+themselves, sends IIPs, restarts what dies, and on SIGINT/SIGTERM stops every child it started.
+With no broker configured it runs an embedded MQTT broker and hands its URL to the children.
+The FBP protocol server options are accepted for compatibility; the server itself comes with
+the runtime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from msgflo.broker import configured_broker, embedded_broker
+from msgflo.coordinator import Coordinator, CoordinatorOptions, Event, EventKind
+from msgflo.graph.fbp import parse_fbp
+from msgflo.graph.model import Graph, GraphError
+from msgflo.library import Library, LibraryError
+from msgflo.transport import Address, TransportError, get_broker
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+PROGRAM = "msgflo"
+
+
+class GraphFileError(Exception):
+    """The graph file cannot be read or parsed; the message names the file."""
+
+
+def read_graph(path: Path) -> dict[str, Any]:
+    """fbp-graph JSON from a ``.fbp`` file or a ``.json`` one."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".fbp":
+            graph = parse_fbp(text, file=str(path))
+        else:
+            graph = Graph.from_json(orjson.loads(text), file=str(path))
+    except (OSError, GraphError, orjson.JSONDecodeError) as exc:
+        raise GraphFileError(f"{path}: {exc}") from None
+    return graph.to_json()
+
+
+def load_library(config: Path | None, componentdirs: Sequence[str]) -> Library:
+    return Library.load(config, list(componentdirs) or None, root=Path.cwd())
+
+
+@dataclass
+class Printer:
+    """Turns coordinator events into lines; holds them back until the ready line is out."""
+
+    forward: frozenset[str]
+    held: list[Event] | None = field(default_factory=list)
+
+    def __call__(self, event: Event) -> None:
+        if self.held is not None:
+            self.held.append(event)
+        else:
+            self.show(event)
+
+    def release(self) -> None:
+        held, self.held = self.held or [], None
+        for event in held:
+            self.show(event)
+
+    def show(self, event: Event) -> None:
+        if event.kind is EventKind.DATA:
+            return
+        if event.kind is EventKind.OUTPUT:
+            stream = str(event.data.get("stream", "stdout"))
+            if stream in self.forward:
+                click.echo(f"{event.role} | {event.message}", err=stream == "stderr")
+            return
+        if event.kind in (EventKind.WARNING, EventKind.ERROR):
+            click.echo(f"{PROGRAM}: {event.kind.value}: {event.message}", err=True)
+            return
+        click.echo(f"{PROGRAM}: {event.message}")
+        sys.stdout.flush()
+
+
+@contextlib.asynccontextmanager
+async def broker_url(explicit: str | None) -> AsyncIterator[str]:
+    """The configured broker, or an embedded one for the duration of the block."""
+    url = configured_broker(explicit)
+    if url is not None:
+        yield url
+        return
+    async with embedded_broker() as embedded:
+        click.echo(f"{PROGRAM}: no broker configured; embedded MQTT broker on {embedded}", err=True)
+        yield embedded
+
+
+async def run(
+    graph_file: Path | None,
+    broker: str | None,
+    library: Library,
+    options: CoordinatorOptions,
+    forward: frozenset[str],
+) -> int:
+    graph = read_graph(graph_file) if graph_file else {"processes": {}, "connections": []}
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with broker_url(broker) as url:
+        options.broker_url = url
+        coordinator = Coordinator(get_broker(url), library, options)
+        printer = Printer(forward)
+        coordinator.add_listener(printer)
+        try:
+            await coordinator.start()
+            await coordinator.load_graph(graph)
+            pending = coordinator.pending_roles()
+            name = graph_file.name if graph_file else "(empty graph)"
+            waiting = f", waiting for {', '.join(pending)}" if pending else ""
+            click.echo(
+                f"{PROGRAM} ready: {name} with {len(coordinator.nodes)} nodes on "
+                f"{Address.parse(url).redacted()}{waiting}"
+            )
+            sys.stdout.flush()
+            printer.release()
+            await stop.wait()
+            click.echo(f"{PROGRAM}: stopping", err=True)
+        finally:
+            await coordinator.stop()
+    return 0
+
+
+@click.command(context_settings=CONTEXT)
+@click.option(
+    "--graph",
+    "graph_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Graph to run (.fbp or .json).",
+)
+@click.option(
+    "--broker",
+    help="Broker URL. Default: MSGFLO_BROKER, then CLOUDAMQP_URL, else an embedded MQTT broker on 127.0.0.1.",
+)
+@click.option(
+    "--library",
+    "library_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Library configuration (fbp-config.json, package.json or pyproject.toml). Default: the first of those in the current directory.",
+)
+@click.option(
+    "--componentdir",
+    multiple=True,
+    help="Directory of component files (repeatable). Default: participants/ and components/ if they exist.",
+)
+@click.option(
+    "--ignore",
+    multiple=True,
+    metavar="ROLE",
+    help="Do not start this role; it is expected to announce itself (repeatable).",
+)
+@click.option(
+    "--forward",
+    default="stderr,stdout",
+    show_default=True,
+    help="Which child output streams to show, prefixed with the role.",
+)
+@click.option(
+    "--wait-timeout",
+    type=float,
+    default=45.0,
+    show_default=True,
+    help="Seconds before warning about a participant that has not announced itself (it stays pending).",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Remember discovered participants here, so a restarted coordinator knows the network at once.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="How many participants start at the same time.",
+)
+@click.option(
+    "--max-restarts",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="Consecutive quick failures before a participant is given up.",
+)
+@click.option(
+    "--host",
+    default="localhost",
+    show_default=True,
+    help="Host in the runtime's advertised address (runtime protocol; coming).",
+)
+@click.option(
+    "--port",
+    type=int,
+    default=3569,
+    show_default=True,
+    help="FBP runtime port (runtime protocol; coming).",
+)
+@click.option(
+    "--ide",
+    default="https://app.flowhub.io",
+    show_default=True,
+    help="IDE for the live URL (runtime protocol; coming).",
+)
+@click.option(
+    "--auto-save/--no-auto-save",
+    default=False,
+    show_default=True,
+    help="Save live graph changes back to --graph (runtime protocol; coming).",
+)
+@click.option(
+    "--runtime-id", envvar="MSGFLO_RUNTIME_ID", help="FBP runtime id (runtime protocol; coming)."
+)
+@click.option(
+    "--ping-url",
+    default="https://api.flowhub.io/runtimes/$RUNTIME_ID",
+    show_default=True,
+    help="Alive-ping URL (runtime protocol; coming).",
+)
+@click.option(
+    "--ping-method",
+    type=click.Choice(["GET", "POST"]),
+    default="POST",
+    show_default=True,
+    help="Alive-ping method (runtime protocol; coming).",
+)
+@click.option(
+    "--ping-interval",
+    type=float,
+    default=0,
+    show_default=True,
+    envvar="MSGFLO_PING_INTERVAL",
+    help="Alive-ping period in seconds, 0 for none (runtime protocol; coming).",
+)
+def main(
+    graph_file: Path | None,
+    broker: str | None,
+    library_file: Path | None,
+    componentdir: tuple[str, ...],
+    ignore: tuple[str, ...],
+    forward: str,
+    wait_timeout: float,
+    state_dir: Path | None,
+    concurrency: int,
+    max_restarts: int,
+    **_runtime: Any,
+) -> None:
+    """Run GRAPH as a distributed network of participants and keep it running until Ctrl-C."""
+    try:
+        library = load_library(library_file, componentdir)
+        options = CoordinatorOptions(
+            ignore=tuple(ignore),
+            wait_timeout=wait_timeout,
+            state_dir=state_dir,
+            concurrency=concurrency,
+            max_failures=max_restarts,
+        )
+    except (LibraryError, OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    streams = frozenset(s.strip() for s in forward.split(",") if s.strip())
+    try:
+        code = asyncio.run(run(graph_file, broker, library, options, streams))
+    except (TransportError, GraphFileError) as exc:
+        click.echo(f"{PROGRAM}: {exc}", err=True)
+        sys.exit(1)
+    sys.exit(code)
