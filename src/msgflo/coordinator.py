@@ -507,6 +507,7 @@ class Coordinator:
         self._gate = asyncio.Semaphore(self.options.concurrency)
         self._last_save = 0.0
         self._rewired = asyncio.Condition()
+        self._owed_initials: dict[str, int] = {}
 
     # -- listeners ----------------------------------------------------------------------
 
@@ -631,9 +632,9 @@ class Coordinator:
             self._save(force=change is not Change.SEEN)
             if change is Change.SEEN:
                 return
-            await self._rewire()
             if change is Change.ADDED and role in self.nodes:
-                await self._send_initials(role)
+                self._owe_initials(role)
+            await self._rewire()
 
     def discovered(self, role: str) -> bool:
         return any(i.session for i in self.registry.of_role(role))
@@ -667,10 +668,11 @@ class Coordinator:
             self.initials = list(spec.initials)
             for name in spec.participant_roles():
                 self._start_node(self.nodes[name])
-            await self._rewire()
+            self._owed_initials.clear()
             for role in {i.tgt.process for i in self.initials}:
                 if self.discovered(role):
-                    await self._send_initials(role)
+                    self._owe_initials(role)
+            await self._rewire()
         self._emit(Event(EventKind.GRAPH_CHANGED, message="graph loaded"))
 
     def _start_node(self, node: Node) -> None:
@@ -870,6 +872,7 @@ class Coordinator:
             elif current.status is Status.ERROR:
                 self._warn_once(f"wiring {current.detail}", current.detail, EventKind.ERROR)
         self.wiring = fresh
+        await self._pay_initials()
         async with self._rewired:
             self._rewired.notify_all()
 
@@ -890,12 +893,55 @@ class Coordinator:
             return False
         return True
 
-    async def _send_initials(self, role: str) -> None:
-        if not self.options.send_iips:
+    def _owe_initials(self, role: str) -> None:
+        """One more instance of ``role`` is to get the role's IIPs.
+
+        They are held until everything downstream of ``role`` is wired, since what the
+        participant sends in reply would otherwise go to an unbound exchange and be lost; after
+        ``wait_timeout`` they go anyway.
+        """
+        if not self.options.send_iips or not any(i.tgt.process == role for i in self.initials):
             return
-        for initial in self.initials:
-            if initial.tgt.process == role:
-                await self._send(initial)
+        self._owed_initials[role] = self._owed_initials.get(role, 0) + 1
+        self._spawn(self._initials_deadline(role))
+
+    async def _initials_deadline(self, role: str) -> None:
+        await asyncio.sleep(self.options.wait_timeout)
+        async with self._lock:
+            if self._owed_initials.get(role):
+                self._emit(
+                    Event(
+                        EventKind.WARNING,
+                        role,
+                        f"{role}: sending its IIPs although some of its downstream edges are "
+                        "still pending",
+                    )
+                )
+                await self._pay_initials(force=role)
+
+    async def _pay_initials(self, force: str | None = None) -> None:
+        for role, count in list(self._owed_initials.items()):
+            if role != force and not self._downstream_wired(role):
+                continue
+            del self._owed_initials[role]
+            for _ in range(count):
+                for initial in [i for i in self.initials if i.tgt.process == role]:
+                    await self._send(initial)
+
+    def _downstream_wired(self, role: str) -> bool:
+        seen, todo = {role}, [role]
+        while todo:
+            current = todo.pop()
+            for planned in self.wiring.values():
+                if not any(e.src.process == current for e in planned.edges):
+                    continue
+                if planned.status is Status.PENDING:
+                    return False
+                for edge in planned.edges:
+                    if edge.tgt.process not in seen:
+                        seen.add(edge.tgt.process)
+                        todo.append(edge.tgt.process)
+        return True
 
     async def _send(self, initial: Initial) -> None:
         role, port = initial.tgt.process, initial.tgt.port

@@ -156,9 +156,10 @@ async def test_graph_loads_at_once_and_pending_nodes_are_wired_when_discovered(n
     assert "second" in unknown_second.message
     out = await net.sink("second.OUT")
 
-    await net.run(Upper, "second")
     await net.run(Upper, "first")
-    await net.events.wait(lambda: bool(net.events.of(EventKind.WIRED)), "the edge to be wired")
+    await net.events.wait(lambda: bool(net.events.of(EventKind.PARTICIPANT_ADDED)), "first")
+    assert net.events.of(EventKind.IIP_SENT) == [], "IIP held while its output has nowhere to go"
+    await net.run(Upper, "second")
 
     assert await get(out) == "HELLO"
     assert net.coordinator.pending_roles() == []
@@ -169,6 +170,7 @@ async def test_graph_loads_at_once_and_pending_nodes_are_wired_when_discovered(n
 async def test_iip_is_resent_to_a_new_instance_but_not_on_reannouncement(net: Net) -> None:
     await net.coordinator.load_graph(pipeline_graph())
     out = await net.sink("first.OUT")
+    await net.run(Upper, "second")
     first = await net.run(Upper, "first")
     assert await get(out) == "HELLO"
 
@@ -180,6 +182,7 @@ async def test_iip_is_resent_to_a_new_instance_but_not_on_reannouncement(net: Ne
     await net.events.wait(
         lambda: len(net.events.of(EventKind.PARTICIPANT_ADDED, "first")) == 2, "two instances"
     )
+    await net.events.wait(lambda: len(net.events.of(EventKind.IIP_SENT)) >= 2, "second IIP")
     assert net.coordinator.registry.count("first") == 2
     assert len(net.events.of(EventKind.IIP_SENT)) == 2
     assert out.empty()
