@@ -19,12 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-import orjson
 
 from msgflo.broker import configured_broker, embedded_broker
 from msgflo.coordinator import Coordinator, CoordinatorOptions, Event, EventKind
-from msgflo.graph.fbp import parse_fbp
-from msgflo.graph.model import Graph, GraphError
+from msgflo.graph import GraphError, load_graph
 from msgflo.library import Library, LibraryError
 from msgflo.transport import Address, TransportError, get_broker
 
@@ -37,16 +35,11 @@ class GraphFileError(Exception):
 
 
 def read_graph(path: Path) -> dict[str, Any]:
-    """fbp-graph JSON from a ``.fbp`` file or a ``.json`` one."""
+    """fbp-graph JSON from a ``.fbp`` or ``.json`` file."""
     try:
-        text = path.read_text(encoding="utf-8")
-        if path.suffix == ".fbp":
-            graph = parse_fbp(text, file=str(path))
-        else:
-            graph = Graph.from_json(orjson.loads(text), file=str(path))
-    except (OSError, GraphError, orjson.JSONDecodeError) as exc:
-        raise GraphFileError(f"{path}: {exc}") from None
-    return graph.to_json()
+        return load_graph(path).to_json()
+    except GraphError as exc:
+        raise GraphFileError(str(exc)) from None
 
 
 def load_library(config: Path | None, componentdirs: Sequence[str]) -> Library:
@@ -72,7 +65,7 @@ class Printer:
             self.show(event)
 
     def show(self, event: Event) -> None:
-        if event.kind is EventKind.DATA:
+        if event.kind in (EventKind.DATA, EventKind.PROCESS_READY, EventKind.GRAPH_CHANGED):
             return
         if event.kind is EventKind.OUTPUT:
             stream = str(event.data.get("stream", "stdout"))
