@@ -857,7 +857,7 @@ class Coordinator:
             current = planned
             if planned.binding is not None and (old is None or old.binding != planned.binding):
                 try:
-                    await bind(self.broker, planned.binding)
+                    await bind(self.broker, planned.binding, declare=self.options.static)
                 except TransportError as exc:
                     current = fresh[key] = Planned(
                         key, planned.edges, Status.ERROR, None, f"{key}: {exc}"

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from msgflo.participant import queue_name
-from msgflo.transport import Binding, BindingType, Broker
+from msgflo.transport import Binding, BindingType, Broker, QueueKind
 
 ROUNDROBIN = "msgflo/RoundRobin"
 PUBSUB = "msgflo/PubSub"
@@ -275,12 +275,21 @@ def pretty_format(bindings: Iterable[Binding]) -> str:
     return "\n".join(line for binding in bindings for line in format_binding(binding))
 
 
-async def bind(broker: Broker, binding: Binding) -> None:
+async def bind(broker: Broker, binding: Binding, *, declare: bool = False) -> None:
     """How a binding reaches the broker; the one place a per-transport strategy would go.
 
     Every transport implements bindings itself today: RabbitMQ natively, MQTT by forwarding in
     the broker client's process (so the coordinator must keep running, as in the original).
+    ``declare`` first declares both ends as participants would, for static setup where no
+    participant may have run yet; with discovery the participants have declared them, with
+    flags (``persistent``) only they know.
     """
+    if declare:
+        if binding.src:
+            await broker.create_queue(QueueKind.OUT, binding.src)
+        for queue in (binding.tgt, binding.deadletter):
+            if queue:
+                await broker.create_queue(QueueKind.IN, queue)
     await broker.add_binding(binding)
 
 

@@ -170,7 +170,7 @@ def main(
         iips_in_command=not discover,
         start_participants=participants,
         shell=shell,
-        wait_timeout=timeout,
+        wait_timeout=timeout + 1,  # the summary of what is missing comes first
     )
     streams = frozenset(s.strip() for s in forward.split(",") if s.strip())
     try:
