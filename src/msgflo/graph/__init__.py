@@ -1,0 +1,39 @@
+"""FBP graphs: the model a network is built from, the .fbp language and fbp-graph JSON."""
+
+from msgflo.graph.check import Problem, check
+from msgflo.graph.fbp import FbpSyntaxError, GraphValidationError, fbp_losses, parse_fbp, to_fbp
+from msgflo.graph.files import load_graph, save_graph
+from msgflo.graph.model import (
+    Edge,
+    ExportedPort,
+    Graph,
+    GraphError,
+    GraphEvent,
+    Group,
+    Initial,
+    Location,
+    Node,
+    PortRef,
+)
+
+__all__ = [
+    "Edge",
+    "ExportedPort",
+    "FbpSyntaxError",
+    "Graph",
+    "GraphError",
+    "GraphEvent",
+    "GraphValidationError",
+    "Group",
+    "Initial",
+    "Location",
+    "Node",
+    "PortRef",
+    "Problem",
+    "check",
+    "fbp_losses",
+    "load_graph",
+    "parse_fbp",
+    "save_graph",
+    "to_fbp",
+]
