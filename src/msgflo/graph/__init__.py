@@ -1,6 +1,7 @@
 """FBP graphs: the model a network is built from, the .fbp language and fbp-graph JSON."""
 
 from msgflo.graph.check import Problem, check
+from msgflo.graph.dot import to_dot
 from msgflo.graph.fbp import FbpSyntaxError, GraphValidationError, fbp_losses, parse_fbp, to_fbp
 from msgflo.graph.files import load_graph, save_graph
 from msgflo.graph.model import (
@@ -35,5 +36,6 @@ __all__ = [
     "load_graph",
     "parse_fbp",
     "save_graph",
+    "to_dot",
     "to_fbp",
 ]

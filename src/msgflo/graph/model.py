@@ -21,14 +21,16 @@ class GraphError(Exception):
 
 @dataclass(frozen=True)
 class Location:
-    """Where something was written, so that problems can point at it."""
+    """Where something was written, so that problems can point at it; JSON graphs only know
+    the file."""
 
     file: str | None
-    line: int
-    column: int
+    line: int | None = None
+    column: int | None = None
 
     def __str__(self) -> str:
-        return f"{self.file or '<string>'}:{self.line}:{self.column}"
+        where = self.file or "<string>"
+        return where if self.line is None else f"{where}:{self.line}:{self.column}"
 
 
 @dataclass

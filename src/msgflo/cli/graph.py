@@ -1,0 +1,140 @@
+"""msgflo-graph: convert, check and draw FBP graphs (.fbp and fbp-graph JSON)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from msgflo.graph import (
+    FbpSyntaxError,
+    Graph,
+    GraphError,
+    check,
+    fbp_losses,
+    load_graph,
+    to_dot,
+    to_fbp,
+)
+
+PROGRAM = "msgflo-graph"
+F = TypeVar("F", bound=Callable[..., Any])
+
+graph_file = click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+
+
+def case_option(command: F) -> F:
+    return click.option(
+        "--case-sensitive/--no-case-sensitive",
+        default=None,
+        help="Keep the case of port names in .fbp files (the reference lower-cases them). "
+        "For JSON files, overrides the file's caseSensitive.",
+    )(command)
+
+
+def fail(message: str) -> NoReturn:
+    click.echo(message, err=True)
+    sys.exit(1)
+
+
+def load(path: Path, case_sensitive: bool | None, validate: bool = True) -> Graph:
+    try:
+        return load_graph(path, case_sensitive=case_sensitive, validate=validate)
+    except GraphError as exc:
+        fail(str(exc))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Convert, check and draw FBP graphs written in .fbp or as fbp-graph JSON."""
+
+
+@main.command()
+@graph_file
+@click.option(
+    "--to",
+    "target",
+    type=click.Choice(["json", "fbp"]),
+    default="json",
+    show_default=True,
+    help="Output format.",
+)
+@case_option
+def convert(file: Path, target: str, case_sensitive: bool | None) -> None:
+    """Print FILE (.fbp or .json) as fbp-graph JSON, shaped as `fbp FILE` prints it, or as .fbp.
+
+    Example: msgflo-graph convert graphs/hello.fbp > hello.json
+    """
+    graph = load(file, case_sensitive)
+    if target == "json":
+        click.echo(json.dumps(graph.to_json(), indent=2, ensure_ascii=False))
+        return
+    try:
+        text = to_fbp(graph, drop_unsupported=True)
+    except GraphError as exc:
+        fail(f"{file}: {exc}")
+    for loss in fbp_losses(graph):
+        click.echo(f"{file}: warning: .fbp cannot hold the {loss}; left out", err=True)
+    click.echo(text, nl=False)
+
+
+@main.command("check")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@case_option
+def check_command(files: tuple[Path, ...], case_sensitive: bool | None) -> None:
+    """Report syntax errors and references to undefined nodes in FILES.
+
+    Problems are printed as FILE:LINE:COLUMN: SEVERITY: MESSAGE. The exit code is 1 when
+    any file has an error, 0 otherwise (warnings alone do not fail).
+    """
+    failed = False
+    for path in files:
+        try:
+            graph = load_graph(path, case_sensitive=case_sensitive, validate=False)
+        except FbpSyntaxError as exc:
+            where = f"{exc.file}:{exc.line}:{exc.column}"
+            lines = str(exc).split("\n", 1)[1]
+            click.echo(f"{where}: error: {exc.message}\n{lines}", err=True)
+            failed = True
+            continue
+        except GraphError as exc:
+            message = str(exc).removeprefix(f"{path}: ")
+            click.echo(f"{path}: error: {message}", err=True)
+            failed = True
+            continue
+        for problem in check(graph):
+            click.echo(str(problem), err=True)
+            failed = failed or problem.severity == "error"
+    sys.exit(1 if failed else 0)
+
+
+@main.command()
+@graph_file
+@click.option(
+    "--svg",
+    "svg",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Render to this SVG file with Graphviz's `dot` instead of printing DOT.",
+)
+@case_option
+def dot(file: Path, svg: Path | None, case_sensitive: bool | None) -> None:
+    """Print FILE as Graphviz DOT, or render it to SVG with --svg."""
+    source = to_dot(load(file, case_sensitive, validate=False))
+    if svg is None:
+        click.echo(source, nl=False)
+        return
+    program = shutil.which("dot")
+    if program is None:
+        fail(f"{PROGRAM}: Graphviz's 'dot' program is not installed (apt-get install graphviz)")
+    result = subprocess.run(
+        [program, "-Tsvg", "-o", str(svg)], input=source, text=True, capture_output=True
+    )
+    if result.returncode != 0:
+        detail = result.stderr.strip().splitlines()
+        fail(f"{PROGRAM}: dot failed: {detail[-1] if detail else f'exit code {result.returncode}'}")
