@@ -1,0 +1,119 @@
+"""The MQTT transport survives a lost connection (cut through FaultProxy, never a broker restart)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from msgflo.testing.proxy import FaultProxy
+from msgflo.transport import Binding, QueueKind, get_broker, get_client
+from msgflo.transport.mqtt import MqttBroker, MqttClient
+from tests.brokers import MOSQUITTO, require_broker
+from tests.integration.mqtt_helpers import WAIT, Inbox, topics
+
+pytestmark = pytest.mark.broker
+
+
+@pytest.fixture
+async def proxy() -> AsyncIterator[FaultProxy]:
+    require_broker(1883, "Mosquitto")
+    async with FaultProxy("127.0.0.1", 1883) as p:
+        yield p
+
+
+class Reconnects:
+    def __init__(self) -> None:
+        self.count = 0
+        self._event = asyncio.Event()
+
+    async def listener(self) -> None:
+        self.count += 1
+        self._event.set()
+
+    async def wait(self) -> None:
+        await asyncio.wait_for(self._event.wait(), WAIT)
+        self._event.clear()
+
+
+async def test_client_reconnects_resubscribes_and_delivers_buffered_sends(
+    proxy: FaultProxy,
+) -> None:
+    mine, theirs = topics("mine.IN", "theirs.IN")
+    received, observed = Inbox(), Inbox()
+    reconnects = Reconnects()
+    async with get_client(MOSQUITTO) as direct:
+        await direct.subscribe_to_queue(theirs, observed.handler)
+        client = get_client(proxy.url("mqtt"), connect_timeout=5)
+        assert isinstance(client, MqttClient)
+        async with client:
+            client.on_reconnect(reconnects.listener)
+            await client.subscribe_to_queue(mine, received.handler)
+
+            proxy.block()
+            await asyncio.wait_for(client.wait_disconnected(), WAIT)
+            for i in range(5):
+                await client.send_to(QueueKind.OUT, theirs, i)
+            proxy.unblock()
+
+            await reconnects.wait()
+            assert reconnects.count == 1
+            await observed.wait_for(5)
+            assert [m.data for m in observed.messages] == [0, 1, 2, 3, 4]
+
+            await direct.send_to(QueueKind.OUT, mine, "after")
+            await received.wait_for(1)
+            assert received.messages[0].data == "after"
+            assert proxy.connections == 2
+
+
+async def test_reconnect_keeps_trying_while_the_broker_is_away(proxy: FaultProxy) -> None:
+    (q,) = topics("q")
+    received = Inbox()
+    reconnects = Reconnects()
+    client = get_client(proxy.url("mqtt"), connect_timeout=5)
+    assert isinstance(client, MqttClient)
+    async with client, get_client(MOSQUITTO) as direct:
+        client.on_reconnect(reconnects.listener)
+        await client.subscribe_to_queue(q, received.handler)
+        proxy.block()
+        await asyncio.wait_for(client.wait_disconnected(), WAIT)
+        await asyncio.sleep(1.0)  # several refused attempts happen while the broker is away
+        assert not client.connected
+        proxy.unblock()
+        await reconnects.wait()
+        await direct.send_to(QueueKind.OUT, q, "back")
+        await received.wait_for(1)
+
+
+async def test_broker_restores_bindings_after_a_cut(proxy: FaultProxy) -> None:
+    src, tgt = topics("a.OUT", "b.IN")
+    forwarded = Inbox()
+    reconnects = Reconnects()
+    broker = get_broker(proxy.url("mqtt"), connect_timeout=5)
+    assert isinstance(broker, MqttBroker)
+    async with broker, get_client(MOSQUITTO) as direct:
+        broker.on_reconnect(reconnects.listener)
+        await direct.subscribe_to_queue(tgt, forwarded.handler)
+        await broker.add_binding(Binding(src, tgt))
+        proxy.cut()
+        await reconnects.wait()
+        assert await broker.list_bindings() == [Binding(src, tgt)]
+        await direct.send_to(QueueKind.OUT, src, "through")
+        await forwarded.wait_for(1)
+        assert forwarded.messages[0].data == "through"
+
+
+async def test_shared_subscription_restored_after_a_cut(proxy: FaultProxy) -> None:
+    (q,) = topics("worker.IN")
+    received = Inbox()
+    reconnects = Reconnects()
+    client = get_client(proxy.url("mqtt", suffix="?shared=1&qos=1"), connect_timeout=5)
+    async with client, get_client(MOSQUITTO) as direct:
+        client.on_reconnect(reconnects.listener)
+        await client.subscribe_to_queue(q, received.handler)
+        proxy.cut()
+        await reconnects.wait()
+        await direct.send_to(QueueKind.OUT, q, "shared")
+        await received.wait_for(1)
