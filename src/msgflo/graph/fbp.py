@@ -699,7 +699,6 @@ _COMPONENT = re.compile(r"[a-zA-Z0-9_/-]*")
 _META_WORD = re.compile(r"[a-zA-Z0-9_/]*")
 _ANNOTATION_KEY = re.compile(r"[a-zA-Z0-9_-]+")
 _ANNOTATION_VALUE = re.compile(r"[a-zA-Z0-9_.-][a-zA-Z0-9_ .-]*")
-_SAFE_INT = 2**53
 
 
 def _json_safe(value: Any) -> bool:
@@ -707,7 +706,7 @@ def _json_safe(value: Any) -> bool:
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return True
     if isinstance(value, int):
-        return abs(value) <= _SAFE_INT
+        return _js_number(str(value)) == value
     if isinstance(value, float):
         return math.isfinite(value)
     if isinstance(value, list):
@@ -725,12 +724,7 @@ def _metadata_text(metadata: JsonDict) -> str | None:
         if key in ("x", "y"):
             if value is None:
                 value = ""
-            elif (
-                isinstance(value, bool)
-                or not isinstance(value, int)
-                or value < 0
-                or value > _SAFE_INT
-            ):
+            elif isinstance(value, bool) or not isinstance(value, int) or value < 0 or _js_number(str(value)) != value:
                 return None
             value = str(value)
         elif not isinstance(value, str) or not _META_WORD.fullmatch(value):
@@ -783,8 +777,10 @@ class _Writer:
     def data(self, data: Any) -> str:
         if isinstance(data, str) and data.isprintable() and not data.endswith("\\"):
             return "'" + data.replace("'", "\\'") + "'"
-        if data is None or isinstance(data, bool) or not _json_safe(data):
+        if not _json_safe(data):
             self.fatal.append(f"IIP data {data!r} cannot be written in .fbp")
+        if data is None or isinstance(data, bool):
+            return "\t" + json.dumps(data)  # after a tab these are JSON, not node names
         return json.dumps(data)
 
     def lines(self) -> list[str]:

@@ -16,7 +16,7 @@ def load_graph(
     when given, overrides a JSON file's own `caseSensitive`."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")  # keeps line ends as written
     except OSError as exc:
         raise GraphError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
