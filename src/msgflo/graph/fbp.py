@@ -295,6 +295,12 @@ class _Source:
             char = self.text[cast(int, exc.pos_in_stream)]
             if char == "\t":
                 return self.error_at(exc.line, exc.column, "tabs are not allowed here")
+            if char == "(":
+                offset = cast(int, exc.pos_in_stream)
+                good = _DECL_PREFIX.match(self.text, offset)
+                end = good.end() if good else offset
+                bad = _describe(self.text[end]) if end < len(self.text) else "end of file"
+                return self.error(end, f"unexpected {bad} in a node declaration (Component:meta)")
             expected = _expected(set(exc.allowed or ()))
             tail = f", expected {expected}" if expected else ""
             return self.error_at(exc.line, exc.column, f"unexpected {_describe(char)}{tail}")
@@ -313,6 +319,7 @@ class _Source:
 
 # -- interpretation ----------------------------------------------------------------------------
 
+_DECL_PREFIX = re.compile(r"\([a-zA-Z0-9_/-]*(?::[a-zA-Z0-9_/=,]*)?")
 _DECL = re.compile(r"([^(]*)\(([^:)]*)(?::([^)]*))?\)")
 _EXPORT = re.compile(r"([^.]*)\.([^:]*):(.*)")
 _ANNOTATION = re.compile(r"#[ ]+@(\S+)[ ]+(.*)")
@@ -575,7 +582,7 @@ class _ChainReader:
         if found is None or found[1] == GARBAGE:
             return None
         if not self.spaced(found[1]):
-            self.fail(self.atoms[found[1] - 1].end, "expected a space after the port name")
+            self.fail(self.atoms[found[1] - 1].end, "expected a space and a node after the port")
             return None
         return found
 
@@ -724,7 +731,12 @@ def _metadata_text(metadata: JsonDict) -> str | None:
         if key in ("x", "y"):
             if value is None:
                 value = ""
-            elif isinstance(value, bool) or not isinstance(value, int) or value < 0 or _js_number(str(value)) != value:
+            elif (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or value < 0
+                or _js_number(str(value)) != value
+            ):
                 return None
             value = str(value)
         elif not isinstance(value, str) or not _META_WORD.fullmatch(value):

@@ -15,30 +15,30 @@ def load_graph(
     """Load a `.fbp` or `.json` graph. `case_sensitive` applies to .fbp (default: not) and,
     when given, overrides a JSON file's own `caseSensitive`."""
     path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".fbp", ".json"):
+        raise GraphError(f"{path}: unknown graph format '{suffix}' (expected .fbp or .json)")
     try:
         text = path.read_bytes().decode("utf-8")  # keeps line ends as written
     except OSError as exc:
         raise GraphError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise GraphError(f"{path}: not a UTF-8 text file") from None
-    suffix = path.suffix.lower()
     if suffix == ".fbp":
         return parse_fbp(
             text, file=str(path), case_sensitive=bool(case_sensitive), validate=validate
         )
-    if suffix == ".json":
-        try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise GraphError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
-        try:
-            graph = Graph.from_json(raw, file=str(path))
-        except GraphError as exc:
-            raise GraphError(f"{path}: {exc}") from None
-        if case_sensitive is not None:
-            graph.case_sensitive = case_sensitive
-        return graph
-    raise GraphError(f"{path}: unknown graph format '{suffix}' (expected .fbp or .json)")
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise GraphError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+    try:
+        graph = Graph.from_json(raw, file=str(path))
+    except GraphError as exc:
+        raise GraphError(f"{path}: {exc}") from None
+    if case_sensitive is not None:
+        graph.case_sensitive = case_sensitive
+    return graph
 
 
 def save_graph(graph: Graph, path: str | Path) -> None:
