@@ -715,7 +715,7 @@ def _json_safe(value: Any) -> bool:
     if isinstance(value, int):
         return _js_number(str(value)) == value
     if isinstance(value, float):
-        return math.isfinite(value)
+        return math.isfinite(value) and _js_number(repr(value)) == value
     if isinstance(value, list):
         return all(_json_safe(v) for v in value)
     if isinstance(value, dict):
