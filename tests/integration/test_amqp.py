@@ -355,8 +355,8 @@ async def test_persistent_option_makes_messages_survive_as_delivery_mode_2(
     queue = name("IN")
     await transient.create_queue(QueueKind.IN, queue)
     await transient.send_raw(QueueKind.IN, queue, b"1")
+    await transient.flush()  # two connections: order them by confirmation
     await persistent.send_raw(QueueKind.IN, queue, b"2")
-    await transient.flush()
     await persistent.flush()
     channel = await rabbit.channel()
     modes = []
