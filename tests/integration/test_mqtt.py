@@ -308,10 +308,11 @@ async def test_discovery_on_fbp_topic(broker: MqttBroker, client: MqttClient) ->
     assert found.data == {"protocol": "discovery", "command": "participant", "payload": definition}
 
 
-async def test_default_consumers_each_see_every_message(url: str) -> None:
+async def test_unshared_consumers_each_see_every_message(url: str) -> None:
     (q,) = topics("worker.IN")
     first, second = Inbox(), Inbox()
-    async with get_client(url) as c1, get_client(url) as c2:
+    plain = _with(url, "shared=0")
+    async with get_client(plain) as c1, get_client(plain) as c2:
         await c1.subscribe_to_queue(q, first.handler)
         await c2.subscribe_to_queue(q, second.handler)
         for i in range(10):
@@ -320,7 +321,19 @@ async def test_default_consumers_each_see_every_message(url: str) -> None:
         await second.wait_for(10)
 
 
-async def test_shared_subscriptions_split_a_queue_on_mosquitto() -> None:
+async def test_amqtt_default_falls_back_to_plain_subscriptions() -> None:
+    (q,) = topics("worker.IN")
+    first, second = Inbox(), Inbox()
+    async with embedded_mqtt_broker() as url, get_client(url) as c1, get_client(url) as c2:
+        await c1.subscribe_to_queue(q, first.handler)
+        await c2.subscribe_to_queue(q, second.handler)
+        for i in range(10):
+            await c1.send_to(QueueKind.OUT, q, i)
+        await first.wait_for(10)
+        await second.wait_for(10)
+
+
+async def test_consumers_share_a_queue_by_default_on_mosquitto() -> None:
     require_broker(1883, "Mosquitto")
     (q,) = topics("worker.IN")
     everything = Inbox()
@@ -333,8 +346,7 @@ async def test_shared_subscriptions_split_a_queue_on_mosquitto() -> None:
 
         return handler
 
-    shared = f"{MOSQUITTO}?shared=1"
-    async with get_client(shared) as c1, get_client(shared) as c2, get_client(MOSQUITTO) as p:
+    async with get_client(MOSQUITTO) as c1, get_client(MOSQUITTO) as c2, get_client(MOSQUITTO) as p:
         await c1.subscribe_to_queue(q, counting("c1"))
         await c2.subscribe_to_queue(q, counting("c2"))
         for i in range(40):

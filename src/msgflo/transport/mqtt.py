@@ -12,11 +12,13 @@ keepalive).  The per-message paths go to its paho client directly because aiomqt
 cost a task per received message and a round trip per publish; that is what lets a relay keep
 up with a bare paho relay.  aiomqtt does not reconnect: :class:`MqttClient` runs that loop.
 
-Competing consumers: with ``?shared=1`` :meth:`MqttClient.subscribe_to_queue` uses a shared
-subscription ``$share/<group>/<topic>`` so that clients consuming one queue split its messages
-as AMQP consumers do (Mosquitto supports this).  The default is ``shared=0`` (every consumer
-sees every message, as in the original) because amqtt, the embedded broker, accepts a
-``$share`` subscription but never delivers anything to it.
+Competing consumers: :meth:`MqttClient.subscribe_to_queue` uses a shared subscription
+``$share/<group>/<topic>`` so that clients consuming one queue split its messages as AMQP
+consumers do (Mosquitto supports this).  amqtt, the embedded broker, accepts a ``$share``
+subscription but never delivers anything to it, so by default the client asks the broker once
+(:meth:`MqttClient._probe_shared_subscriptions`) and falls back to plain subscriptions, where
+every consumer sees every message as in the original.  ``?shared=1`` / ``?shared=0`` skip the
+probe.  Observers (bindings, data subscriptions, discovery) always see every message.
 """
 
 from __future__ import annotations
@@ -139,7 +141,9 @@ class MqttClient(Client):
         self._qos = address.int_option("qos", 0)
         if self._qos not in (0, 1, 2):
             raise TransportError(f"{address.redacted()}: qos must be 0, 1 or 2")
-        self._shared = address.int_option("shared", 0) != 0
+        self._shared: bool | None = None
+        if "shared" in address.options:
+            self._shared = address.int_option("shared", 0) != 0
         self._group = address.options.get("group", "msgflo")
         self._client_id = address.options.get("clientId")
         self._keepalive = address.int_option("keepalive", 60)
@@ -163,7 +167,7 @@ class MqttClient(Client):
 
     @property
     def connected(self) -> bool:
-        return self._online.is_set()
+        return self._online.is_set() and not self._closed
 
     async def wait_disconnected(self) -> None:
         """Return once the connection is known to be lost (for health checks and tests)."""
@@ -388,7 +392,8 @@ class MqttClient(Client):
         if route.observer is not None:
             return route.topic
         if route.queue is not None:
-            return f"$share/{self._group}/{route.topic}" if self._shared else route.topic
+            shared = f"$share/{self._group}/{route.topic}"
+            return shared if self._shared else route.topic
         return None
 
     async def _sync(self, route: _Route) -> None:
@@ -429,8 +434,48 @@ class MqttClient(Client):
                 if not message.settled:
                     await self.nack_message(message)
 
+        if self._shared is None and self.connected:
+            self._shared = await self._probe_shared_subscriptions()
         route.queue = _Consumer(name, deliver)
         await self._sync(route)
+
+    async def _probe_shared_subscriptions(self) -> bool:
+        """Ask the broker whether it delivers to ``$share/`` subscriptions (amqtt does not).
+
+        A shared and a plain subscription on two fresh topics, one message to each, in that
+        order: a broker that supports shared subscriptions delivers the first before the second.
+        """
+        base = f"msgflo-probe/{uuid.uuid4().hex}"
+        shared, plain = f"{base}/shared", f"{base}/plain"
+        loop = asyncio.get_running_loop()
+        arrived = {shared: loop.create_future(), plain: loop.create_future()}
+
+        async def note(topic: str, _body: bytes) -> None:
+            if not arrived[topic].done():
+                arrived[topic].set_result(None)
+
+        session = self._session
+        assert session is not None
+        routes = [self._route(shared), self._route(plain)]
+        for route in routes:
+            route.observer = _Consumer(route.topic, note)
+        try:
+            await session.subscribe([(f"$share/{self._group}/{shared}", 0), (plain, 0)])
+            self._publish(shared, b"probe", 0)
+            self._publish(plain, b"probe", 0)
+            await asyncio.wait_for(arrived[plain], self.connect_timeout)
+            supported = arrived[shared].done()
+            await session.unsubscribe([f"$share/{self._group}/{shared}", plain])
+        except (aiomqtt.MqttError, TimeoutError) as exc:
+            log.info("could not tell whether the broker shares subscriptions: %s", _cause(exc))
+            supported = False
+        finally:
+            for route in routes:
+                assert route.observer is not None
+                await route.observer.stop()
+                self._routes.pop(route.topic, None)
+        log.debug("broker shared subscriptions: %s", "yes" if supported else "no")
+        return supported
 
     async def unsubscribe_from_queue(self, name: str) -> None:
         route = self._routes.get(name)
