@@ -67,7 +67,9 @@ def _classes(url: str) -> tuple[Address, type[Client], type[Broker]]:
     target = _REGISTRY.get(address.scheme)
     if target is None:
         known = ", ".join(f"{s}://" for s in known_schemes())
-        raise TransportError(f"unsupported broker scheme {address.scheme!r} in {url!r}; known: {known}")
+        raise TransportError(
+            f"unsupported broker scheme {address.scheme!r} in {url!r}; known: {known}"
+        )
     module_name, client_name, broker_name = target.split(":")
     module = importlib.import_module(module_name)
     return address, getattr(module, client_name), getattr(module, broker_name)
