@@ -1,0 +1,49 @@
+"""Our ``msgflo`` runs a graph that mixes a msgflo-nodejs participant with Python ones.
+
+The ``.js`` component is started by the library's default handler
+(``msgflo-nodejs --name #ROLE #FILENAME``), exactly as in a Node msgflo project.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from msgflo.transport import QueueKind
+from tests.external.interop_helpers import (
+    PY_TAG,
+    broker_for,
+    component_dir,
+    require_node,
+    use_node_env,
+)
+from tests.integration.run_helpers import Sink, run_msgflo
+
+pytestmark = [pytest.mark.broker, pytest.mark.external]
+
+
+@pytest.mark.parametrize("kind", ["mqtt", "amqp"], ids=["mosquitto", "rabbitmq"])
+async def test_data_flows_through_python_and_node_participants(
+    tmp_path: Path, prefix: str, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_node()
+    use_node_env(monkeypatch)
+    a, n, b = f"{prefix}a", f"{prefix}n", f"{prefix}b"
+    component_dir(tmp_path, {"PyTag": PY_TAG}, node=("NodeRepeat",))
+    (tmp_path / "graph.fbp").write_text(
+        f"'hello' -> IN {a}(PyTag) OUT -> IN {n}(NodeRepeat) OUT -> IN {b}(PyTag)\n"
+    )
+    with broker_for(kind) as url:
+        async with run_msgflo(tmp_path, "--graph", "graph.fbp", broker=url) as running:
+            sink = await Sink.on(url, f"{b}.OUT")
+            try:
+                await running.wait_line(r"^msgflo ready: graph\.fbp with 3 nodes")
+                await running.wait_line(rf"{n}: participant {n}-\S+ \(NodeRepeat\) discovered")
+                assert await sink.get() == {"value": "hello", "path": ["python", "node", "python"]}
+                await sink.broker.send_to(QueueKind.IN, f"{a}.IN", {"path": ["test"]})
+                assert await sink.get() == {"path": ["test", "python", "node", "python"]}
+            finally:
+                await sink.close()
+            assert await running.stop() == 0
+        assert [line for line in running.lines if "Traceback" in line] == []
