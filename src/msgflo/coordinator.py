@@ -28,9 +28,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from msgflo.control import ControlClient
 from msgflo.library import Library, LibraryError
 from msgflo.participant import discovery_period
-from msgflo.transport import Binding, Broker, Message, QueueKind, TransportError
+from msgflo.transport import Binding, BindingType, Broker, Message, QueueKind, TransportError
 from msgflo.wiring import (
     VIRTUAL_COMPONENTS,
     Direction,
@@ -508,6 +509,11 @@ class Coordinator:
         self._last_save = 0.0
         self._rewired = asyncio.Condition()
         self._owed_initials: dict[str, int] = {}
+        self.control = ControlClient(broker)
+        self.attached: dict[Binding, set[str]] = {}
+        """Edges whose consumers subscribe to the source themselves, by instance id."""
+        self._no_control: set[str] = set()
+        """Instances that did not answer a control request (Node, foreign): forward for them."""
 
     # -- listeners ----------------------------------------------------------------------
 
@@ -634,6 +640,8 @@ class Coordinator:
                 return
             if change is Change.ADDED and role in self.nodes:
                 self._owe_initials(role)
+            if change is Change.ADDED:
+                await self._attach_new_instance(instance)
             await self._rewire()
 
     def discovered(self, role: str) -> bool:
@@ -847,7 +855,7 @@ class Coordinator:
             new = fresh.get(key)
             if bound.binding is not None and (new is None or new.binding != bound.binding):
                 with contextlib.suppress(TransportError):
-                    await unbind(self.broker, bound.binding)
+                    await self._unbind(bound.binding)
                 if new is None:
                     self._emit(
                         Event(EventKind.UNWIRED, message=f"unwired {key}", data={"key": key})
@@ -857,7 +865,7 @@ class Coordinator:
             current = planned
             if planned.binding is not None and (old is None or old.binding != planned.binding):
                 try:
-                    await bind(self.broker, planned.binding, declare=self.options.static)
+                    await self._bind(planned.binding)
                 except TransportError as exc:
                     current = fresh[key] = Planned(
                         key, planned.edges, Status.ERROR, None, f"{key}: {exc}"
@@ -875,6 +883,81 @@ class Coordinator:
         await self._pay_initials()
         async with self._rewired:
             self._rewired.notify_all()
+
+    async def _bind(self, binding: Binding) -> None:
+        """Ask our participants to consume the source themselves where the transport allows
+        it (MQTT), so data does not pass through this process; otherwise bind on the broker."""
+        if self._may_attach(binding):
+            targets = self._consumers_of(binding.tgt)
+            if targets and await self._attach_all(binding, targets):
+                self.attached[binding] = {instance_id for instance_id, _ in targets}
+                return
+        await bind(self.broker, binding, declare=self.options.static)
+
+    async def _unbind(self, binding: Binding) -> None:
+        attached = self.attached.pop(binding, None)
+        if attached is None:
+            await unbind(self.broker, binding)
+            return
+        live = [(i, p) for i, p in self._consumers_of(binding.tgt) if i in attached]
+        await self._ask_all("detach", binding, live)
+
+    def _may_attach(self, binding: Binding) -> bool:
+        return (
+            self.broker.supports_attach
+            and not self.options.static
+            and binding.type is BindingType.PUBSUB
+            and bool(binding.src)
+        )
+
+    def _consumers_of(self, queue: str) -> list[tuple[str, str]]:
+        """(instance id, inport) of every live participant consuming ``queue``."""
+        return [
+            (instance.id, port["id"])
+            for instance in self.registry.instances.values()
+            if not instance.gone
+            for port in instance.definition.get("inports", [])
+            if port.get("queue") == queue
+        ]
+
+    async def _ask_all(
+        self, command: str, binding: Binding, targets: Sequence[tuple[str, str]]
+    ) -> list[bool]:
+        asks = [self.control.ask(i, command, port, binding.src) for i, port in targets]
+        answers = list(await asyncio.gather(*asks))
+        for (instance_id, _), answered in zip(targets, answers, strict=True):
+            if not answered:
+                self._no_control.add(instance_id)
+        return answers
+
+    async def _attach_all(self, binding: Binding, targets: Sequence[tuple[str, str]]) -> bool:
+        if any(instance_id in self._no_control for instance_id, _ in targets):
+            return False
+        answers = await self._ask_all("attach", binding, targets)
+        if all(answers):
+            return True
+        done = [target for target, answered in zip(targets, answers, strict=True) if answered]
+        await self._ask_all("detach", binding, done)
+        return False
+
+    async def _attach_new_instance(self, instance: Instance) -> None:
+        """A new instance of a role whose input is attached must attach too, or the edge goes
+        back to forwarding for every instance (mixing both would deliver twice)."""
+        queues = {p.get("queue") for p in instance.definition.get("inports", [])}
+        for binding, attached in list(self.attached.items()):
+            if binding.tgt not in queues:
+                continue
+            targets = [(i, p) for i, p in self._consumers_of(binding.tgt) if i == instance.id]
+            if await self._attach_all(binding, targets):
+                attached.add(instance.id)
+                how = f"{instance.id} takes {binding.src} itself"
+            else:
+                del self.attached[binding]
+                others = [(i, p) for i, p in self._consumers_of(binding.tgt) if i in attached]
+                await self._ask_all("detach", binding, others)
+                await bind(self.broker, binding)
+                how = f"{instance.id} cannot be asked; forwarding {binding.src} -> {binding.tgt}"
+            self._emit(Event(EventKind.WIRED, instance.role, how, {"id": instance.id}))
 
     async def settled(self, timeout: float) -> bool:
         """Wait until no edge waits for a participant; ``False`` if some still do after

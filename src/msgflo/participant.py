@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, TypeVar, cast
 
+from msgflo.control import ControlServer, share_group
 from msgflo.transport import Client, Message, QueueKind
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,8 @@ class Participant:
         self._outqueues: dict[str, str] = {}
         self._sync_process = not inspect.iscoroutinefunction(type(self).process)
         self._handlers: dict[str, Callable[[Message], Awaitable[None]]] = {}
+        self._control: ControlServer | None = None
+        self._attached: set[str] = set()
 
     # -- definition ------------------------------------------------------------------
 
@@ -280,10 +283,25 @@ class Participant:
             handler = self._make_handler(port["id"])
             self._handlers[port["id"]] = handler
             await client.subscribe_to_queue(port["queue"], handler)
+        if client.supports_attach:
+            self._control = ControlServer(client, self.id, self._attach, self._detach)
+            await self._control.start()
         client.on_reconnect(self.announce)
         await self.announce()
         period = discovery_period() / HEARTBEAT_DIVISOR
         self._heartbeat = asyncio.get_running_loop().create_task(self._beat(period))
+
+    async def _attach(self, port: str, source: str) -> None:
+        """A coordinator asks us to take ``port``'s input straight from ``source`` (MQTT)."""
+        assert self.client is not None
+        group = share_group(self.inport(port)["queue"])
+        await self.client.attach(source, self._handlers[port], group=group)
+        self._attached.add(source)
+
+    async def _detach(self, port: str, source: str) -> None:
+        assert self.client is not None
+        await self.client.detach(source)
+        self._attached.discard(source)
 
     async def announce(self) -> None:
         if self.client is not None:
@@ -308,6 +326,10 @@ class Participant:
         if client is not None:
             for port in self.definition["inports"]:
                 await client.unsubscribe_from_queue(port["queue"])
+            for source in list(self._attached):
+                await client.detach(source)
+            if self._control is not None:
+                await self._control.stop()
         if self._executor is not None:
             executor, self._executor = self._executor, None
             await asyncio.get_running_loop().run_in_executor(None, executor.shutdown)

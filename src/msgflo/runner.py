@@ -88,7 +88,8 @@ def _event_loop_runner() -> Callable[..., Any]:
         import uvloop
     except ImportError:
         return asyncio.run
-    return uvloop.run  # type: ignore[no-any-return]
+    run: Callable[..., Any] = uvloop.run
+    return run
 
 
 def run_participants(

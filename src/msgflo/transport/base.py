@@ -237,6 +237,18 @@ class Client(ABC):
     @abstractmethod
     async def nack_message(self, message: Message, *, requeue: bool = False) -> None: ...
 
+    supports_attach: ClassVar[bool] = False
+    """Whether a consumer may subscribe to a source queue itself (MQTT, which has no
+    broker-side bindings): see :mod:`msgflo.control`."""
+
+    async def attach(self, source: str, handler: MessageHandler, *, group: str) -> None:
+        """Consume ``source`` as if it were bound to one of our queues; consumers that attach
+        with the same ``group`` share its messages."""
+        raise TransportError(f"{self.address.redacted()}: bindings are made by the broker")
+
+    async def detach(self, source: str) -> None:
+        raise TransportError(f"{self.address.redacted()}: bindings are made by the broker")
+
     async def flush(self) -> None:
         """Wait until everything sent so far is confirmed by the broker (where it confirms)."""
 

@@ -116,13 +116,14 @@ class _Consumer:
 class _Route:
     """Everything this client does with one topic, and the filter it holds on the broker."""
 
-    __slots__ = ("filter", "observer", "queue", "topic")
+    __slots__ = ("filter", "group", "observer", "queue", "topic")
 
     def __init__(self, topic: str) -> None:
         self.topic = topic
         self.queue: _Consumer | None = None
         self.observer: _Consumer | None = None
         self.filter: str | None = None
+        self.group: str | None = None
 
     def push(self, body: bytes) -> None:
         if self.queue is not None:
@@ -392,7 +393,7 @@ class MqttClient(Client):
         if route.observer is not None:
             return route.topic
         if route.queue is not None:
-            shared = f"$share/{self._group}/{route.topic}"
+            shared = f"$share/{route.group or self._group}/{route.topic}"
             return shared if self._shared else route.topic
         return None
 
@@ -420,8 +421,20 @@ class MqttClient(Client):
             route = self._routes[topic] = _Route(topic)
         return route
 
+    supports_attach = True
+
     async def subscribe_to_queue(self, name: str, handler: MessageHandler) -> None:
+        await self._consume(name, handler, None)
+
+    async def attach(self, source: str, handler: MessageHandler, *, group: str) -> None:
+        await self._consume(source, handler, group)
+
+    async def detach(self, source: str) -> None:
+        await self.unsubscribe_from_queue(source)
+
+    async def _consume(self, name: str, handler: MessageHandler, group: str | None) -> None:
         route = self._route(name)
+        route.group = group
         if route.queue is not None:
             await route.queue.stop()
 
