@@ -192,3 +192,39 @@ async def test_removing_the_edge_detaches(net: Net) -> None:
     assert await get(marker) == "GONE"
     await asyncio.sleep(0.2)
     assert out.empty()
+
+
+async def test_an_instance_that_cannot_be_asked_turns_the_edge_to_forwarding(net: Net) -> None:
+    a, b = net.role("a"), net.role("b")
+    switched = asyncio.Event()
+    net.coordinator.add_listener(
+        lambda e: (
+            switched.set() if e.kind is EventKind.WIRED and "cannot be asked" in e.message else None
+        )
+    )
+    await net.run(a)
+    await net.run(b)
+    out = await net.watch(f"{b}.OUT")
+    await net.graph(a, b)
+    await net.until_wired()
+    assert net.coordinator.attached
+    net.coordinator.control.timeout = 0.5
+    device = await net.client()
+    await device.register_participant(
+        {
+            "id": f"{b}-device",
+            "role": b,
+            "component": "test/Upper",
+            "label": "",
+            "icon": "",
+            "inports": [{"id": "in", "type": "string", "queue": f"{b}.IN"}],
+            "outports": [],
+        }
+    )
+    await asyncio.wait_for(switched.wait(), WAIT)
+    assert net.coordinator.attached == {}
+    sender = await net.client()
+    await sender.send_to(QueueKind.IN, f"{a}.IN", "once")
+    assert await get(out) == "ONCE"
+    await asyncio.sleep(0.2)
+    assert out.empty(), "not delivered twice (attached and forwarded)"
