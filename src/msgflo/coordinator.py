@@ -23,7 +23,7 @@ import signal
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,15 @@ from typing import Any
 from msgflo.control import ControlClient
 from msgflo.library import Library, LibraryError
 from msgflo.participant import discovery_period
-from msgflo.transport import Binding, BindingType, Broker, Message, QueueKind, TransportError
+from msgflo.transport import (
+    Binding,
+    BindingType,
+    Broker,
+    Message,
+    QueueKind,
+    TransportError,
+)
+from msgflo.transport.base import DataHandler
 from msgflo.wiring import (
     VIRTUAL_COMPONENTS,
     Direction,
@@ -96,6 +104,7 @@ class Event:
 
 
 Listener = Callable[[Event], None]
+TapHandler = Callable[[PortRef, Any], Awaitable[None]]
 
 
 # -- registry ----------------------------------------------------------------------------
@@ -504,6 +513,8 @@ class Coordinator:
         self._lock = asyncio.Lock()
         self._warned: set[str] = set()
         self._watched: dict[Edge, tuple[Binding, Callable[[Binding, Any], Any]]] = {}
+        self._taps: dict[PortRef, list[TapHandler]] = {}
+        self._tapped: dict[PortRef, tuple[Binding, DataHandler]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._gate = asyncio.Semaphore(self.options.concurrency)
         self._last_save = 0.0
@@ -876,10 +887,13 @@ class Coordinator:
                 how = current.detail or " ".join(
                     line.strip() for line in _describe(current.binding)
                 )
+                if current.binding in self.attached:
+                    how = f"{current.binding.src} -> {current.binding.tgt}, subscribed by the consumer itself"
                 self._emit(Event(EventKind.WIRED, message=f"wired {key}: {how}", data={"key": key}))
             elif current.status is Status.ERROR:
                 self._warn_once(f"wiring {current.detail}", current.detail, EventKind.ERROR)
         self.wiring = fresh
+        await self._apply_taps()
         await self._pay_initials()
         async with self._rewired:
             self._rewired.notify_all()
@@ -1039,7 +1053,83 @@ class Coordinator:
                 f"iip {role} {port} {exc}", f"IIP to {initial.tgt}: {exc}", EventKind.ERROR, role
             )
             return
-        self._emit(Event(EventKind.IIP_SENT, role, f"IIP sent to {initial.tgt}", {"queue": queue}))
+        self._emit(
+            Event(
+                EventKind.IIP_SENT,
+                role,
+                f"IIP sent to {initial.tgt}",
+                {"queue": queue, "port": port, "data": initial.data},
+            )
+        )
+
+    async def send(self, tgt: PortRef, data: Any) -> None:
+        """Send ``data`` to an inport of a discovered participant (what an FBP client sends
+        into an exported inport)."""
+        definition = self.registry.definitions().get(tgt.process)
+        if definition is None:
+            raise CoordinatorError(f"{tgt.process} has not announced itself yet")
+        try:
+            queue = find_queue(definition, Direction.IN, tgt.port)
+            await self.broker.send_to(QueueKind.IN, queue, data)
+        except (WiringError, TransportError) as exc:
+            raise CoordinatorError(f"cannot send to {tgt}: {exc}") from None
+
+    # -- taps ------------------------------------------------------------------------------
+
+    async def tap(self, ref: PortRef, handler: TapHandler) -> None:
+        """Call ``handler(ref, data)`` for everything the outport ``ref`` sends, from the moment
+        its participant is known; taps are applied before IIPs go out, so none of their
+        consequences is missed."""
+        async with self._lock:
+            self._taps.setdefault(ref, []).append(handler)
+            await self._apply_taps()
+
+    async def untap(self, ref: PortRef, handler: TapHandler) -> None:
+        async with self._lock:
+            handlers = self._taps.get(ref, [])
+            if handler in handlers:
+                handlers.remove(handler)
+            if not handlers:
+                self._taps.pop(ref, None)
+            await self._apply_taps()
+
+    async def _apply_taps(self) -> None:
+        """Subscribe what is tapped and known, follow a participant that changed its queue."""
+        definitions = self.registry.definitions()
+
+        def queue_of(ref: PortRef) -> str | None:
+            definition = definitions.get(ref.process)
+            try:
+                return (
+                    None if definition is None else find_queue(definition, Direction.OUT, ref.port)
+                )
+            except WiringError:
+                return None
+
+        for ref, (binding, observer) in list(self._tapped.items()):
+            if ref not in self._taps or queue_of(ref) != binding.src:
+                del self._tapped[ref]
+                with contextlib.suppress(TransportError):
+                    await self.broker.unsubscribe_data(binding, observer)
+        for ref in self._taps:
+            queue = queue_of(ref)
+            if ref in self._tapped or queue is None:
+                continue
+            binding = Binding(queue, queue)
+
+            async def observer(_binding: Binding, data: Any, ref: PortRef = ref) -> None:
+                for handler in list(self._taps.get(ref, [])):
+                    try:
+                        await handler(ref, data)
+                    except Exception:
+                        log.exception("tap on %s failed", ref)
+
+            try:
+                await self.broker.subscribe_data(binding, observer)
+            except TransportError as exc:
+                self._warn_once(f"tap {ref} {exc}", f"cannot observe {ref}: {exc}", EventKind.ERROR)
+                continue
+            self._tapped[ref] = (binding, observer)
 
     # -- edge data -------------------------------------------------------------------------
 
