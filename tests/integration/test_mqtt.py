@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from msgflo.testing.amqtt_broker import embedded_mqtt_broker
+from msgflo.broker import embedded_broker as embedded_mqtt_broker
 from msgflo.transport import (
     Binding,
     BindingType,
