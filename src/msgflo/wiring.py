@@ -212,13 +212,18 @@ def plan(graph: GraphSpec, resolve: Resolver) -> list[Planned]:
 
 def _plan_edge(edge: Edge, resolve: Resolver) -> Planned:
     key = f"edge {edge}"
-    try:
-        src = resolve(edge.src.process, Direction.OUT, edge.src.port)
-        tgt = resolve(edge.tgt.process, Direction.IN, edge.tgt.port)
-    except Pending as exc:
-        return Planned(key, (edge,), Status.PENDING, detail=f"waiting for {exc}")
-    except WiringError as exc:
-        return Planned(key, (edge,), Status.ERROR, detail=f"{edge}: {exc}")
+    ends: list[str] = []
+    waiting: list[str] = []
+    for ref, direction in ((edge.src, Direction.OUT), (edge.tgt, Direction.IN)):
+        try:
+            ends.append(resolve(ref.process, direction, ref.port))
+        except Pending as exc:
+            waiting.append(str(exc))
+        except WiringError as exc:
+            return Planned(key, (edge,), Status.ERROR, detail=f"{edge}: {exc}")
+    if waiting:
+        return Planned(key, (edge,), Status.PENDING, detail=f"waiting for {', '.join(waiting)}")
+    src, tgt = ends
     if src.startswith("dead-") and edge.src.port.lower().startswith(DEAD_LETTER_PREFIX):
         inqueue = src[len("dead-") :]
         binding = Binding(src="", tgt=inqueue, type=BindingType.ROUNDROBIN, deadletter=tgt)
