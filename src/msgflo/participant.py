@@ -139,7 +139,9 @@ class Participant:
         self.legacy = definition is not None
         self._raw_definition: Mapping[str, Any] = definition or {
             "component": self.component or type(self).__name__,
-            "label": self.label or (inspect.getdoc(type(self)) or "").split("\n")[0],
+            # The class's own docstring only: inspect.getdoc would hand a class without one
+            # the docstring of Participant itself.
+            "label": self.label or inspect.cleandoc(type(self).__doc__ or "").split("\n")[0],
             "icon": self.icon,
             "inports": self.inports,
             "outports": self.outports,
