@@ -38,6 +38,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import struct
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
@@ -47,9 +48,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aio_pika
 import aiormq
+import aiormq.abc
 import aiormq.exceptions
-from aiormq.abc import AbstractChannel, DeliveredMessage
+import pamqp.frame
+from aiormq.abc import AbstractChannel, ChannelFrame, DeliveredMessage
+from aiormq.tools import awaitable
 from pamqp import commands as spec
+from pamqp.header import ContentHeader
 
 from msgflo.transport.base import (
     DISCOVERY_QUEUE,
@@ -76,6 +81,16 @@ BACKOFF_START = 0.2
 BACKOFF_CAP = 5.0
 DISCONNECT_GRACE = 5.0
 """How long disconnect() waits for outstanding confirms before giving up on them."""
+MAX_CACHED_ROUTES = 1024
+"""Marshalled ``basic.publish`` frames kept per session, one per (exchange, routing key)."""
+
+FRAME_BODY = 3
+FRAME_END = b"\xce"
+FRAME_OVERHEAD = 8
+"""Type, channel, size and end octet around a frame's payload."""
+HEADER_SIZE_AT = 11
+"""Offset of the 8-octet body size in a marshalled content header frame."""
+_BODY_FRAME = struct.Struct(">BHI")
 
 _OWN_OPTIONS = frozenset({"prefetch", "persistent"})
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -98,7 +113,6 @@ class _Publish:
     exchange: str
     routing_key: str
     body: bytes
-    generation: int = 0
 
 
 @dataclass(slots=True)
@@ -121,47 +135,195 @@ class _Consumer:
     cancelled: bool = False
 
 
+_Confirm = Callable[[int, bool, bool], None]
+"""``(delivery_tag, multiple, ack)`` of a publisher confirm, called as its frame is read."""
+
+
+class _DataChannel(aiormq.Channel):
+    """aiormq's channel with the two per-message paths replaced.
+
+    aiormq starts a task for every delivery and keeps a future per publish; here a delivery is
+    handed straight to its consumer's callback, and a publisher confirm straight to the session,
+    which tracks publishes by delivery tag in one ordered dict.  Opening, closing, QoS and
+    consume/cancel stay aiormq's own.  The frame buffer is unbounded (the broker bounds it by the
+    prefetch) so the connection's reader never waits for this channel's reader.
+    """
+
+    def __init__(
+        self, connection: aiormq.abc.AbstractConnection, number: int, on_confirm: _Confirm
+    ) -> None:
+        super().__init__(connection, number, publisher_confirms=True, frame_buffer=None)
+        self.on_confirm = on_confirm
+        self.deliveries: dict[str, Callable[[DeliveredMessage], None]] = {}
+
+    async def _on_deliver_frame(self, frame: spec.Basic.Deliver) -> None:
+        header = await self._get_frame()
+        if not isinstance(header, ContentHeader):
+            raise ValueError(f"unexpected frame {header!r} instead of a content header")
+        message = await self._read_content(frame, header)
+        callback = self.deliveries.get(frame.consumer_tag or "")
+        if callback is not None:
+            callback(message)
+
+    async def _on_confirm_frame(
+        self, frame: spec.Basic.Ack | spec.Basic.Nack | spec.Basic.Reject
+    ) -> None:
+        multiple = bool(getattr(frame, "multiple", False))
+        self.on_confirm(frame.delivery_tag or 0, multiple, isinstance(frame, spec.Basic.Ack))
+
+    async def consume(
+        self, queue: str, callback: Callable[[DeliveredMessage], None], *, no_ack: bool
+    ) -> str:
+        """``basic.consume`` whose deliveries reach ``callback`` as they are read."""
+        tag = f"ctag{self.number}.{uuid.uuid4().hex}"
+        self.deliveries[tag] = callback  # before the broker can deliver anything
+        await self.basic_consume(queue, awaitable(callback), no_ack=no_ack, consumer_tag=tag)
+        return tag
+
+
 class _Session:
     """One live connection with its data channel (confirms, consumers) and a topology channel.
 
     Declarations run on their own channel so that a refused one (406, 404) closes only that
     channel and never the one carrying deliveries and their unacked tags.
+
+    Publishes, acks and nacks are not written one by one: their frames are marshalled into
+    ``out`` and :meth:`flush` hands everything gathered in one event-loop turn to aiormq's
+    connection writer as one chunk, i.e. one socket write.  The frames are exactly those aiormq
+    would write for ``basic_publish`` (without the random ``message-id`` it adds to find returned
+    messages; we never publish ``mandatory``) and ``basic_ack``/``basic_nack``.
     """
 
     def __init__(
-        self, generation: int, connection: aio_pika.abc.AbstractConnection, data: aiormq.Channel
+        self,
+        generation: int,
+        connection: aio_pika.abc.AbstractConnection,
+        amqp: aiormq.Connection,
+        properties: spec.Basic.Properties,
     ) -> None:
         self.generation = generation
         self.connection = connection
-        self.data = data
+        self.amqp = amqp
+        self.data: _DataChannel | None = None
         self.topo: AbstractChannel | None = None
         self.unsettled: OrderedDict[int, None] = OrderedDict()
+        """Delivery tags not yet acked or nacked, in delivery order."""
+        self.inflight: OrderedDict[int, _Publish] = OrderedDict()
+        """Publishes written on this channel and not yet confirmed, by delivery tag."""
+        self.next_tag = 1
+        self.out: list[bytes] = []
+        self._blocked: asyncio.Task[None] | None = None
+        self._methods: dict[tuple[str, str], bytes] = {}
+        self._max_chunk = amqp.connection_tune.frame_max - FRAME_OVERHEAD
+        self._header: tuple[bytes, bytes] = (b"", b"")
+        self._properties = properties
 
     @classmethod
-    async def open(cls, generation: int, url: str, timeout: float, prefetch: int) -> _Session:
+    async def open(
+        cls,
+        generation: int,
+        url: str,
+        timeout: float,
+        prefetch: int,
+        properties: spec.Basic.Properties,
+        on_confirm: Callable[[_Session, int, bool, bool], None],
+    ) -> _Session:
         connection = await aio_pika.connect(url, timeout=timeout)
         try:
-            channel = await connection.channel(publisher_confirms=True)
-            data = await channel.get_underlay_channel()
-            assert isinstance(data, aiormq.Channel)  # publish(wait=False) is not in the ABC
-            await data.basic_qos(prefetch_count=prefetch)
+            transport = connection.transport
+            assert transport is not None
+            assert isinstance(transport.connection, aiormq.Connection)
+            session = cls(generation, connection, transport.connection, properties)
+            session.data = await session._open_data_channel(
+                lambda tag, multiple, ack: on_confirm(session, tag, multiple, ack)
+            )
+            await session.data.basic_qos(prefetch_count=prefetch)
         except BaseException:
             with contextlib.suppress(Exception):
                 await connection.close()
             raise
-        return cls(generation, connection, data)
+        return session
+
+    async def _open_data_channel(self, on_confirm: _Confirm) -> _DataChannel:
+        """Numbered and registered the way aiormq's ``Connection.channel`` does it."""
+        amqp = self.amqp
+        async with amqp.last_channel_lock:
+            number = max(amqp.channels, default=0) + 1
+            channel = _DataChannel(amqp, number, on_confirm)
+            amqp.channels[number] = channel
+        await channel.open()
+        template = pamqp.frame.marshal(ContentHeader(0, 0, self._properties), number)
+        self._header = (template[:HEADER_SIZE_AT], template[HEADER_SIZE_AT + 8 :])
+        return channel
 
     @property
     def alive(self) -> bool:
-        return not self.data.is_closed
+        return self.data is not None and not self.data.is_closed
 
     async def topology(self) -> AbstractChannel:
         if self.topo is None or self.topo.is_closed:
-            self.topo = await self.data.connection.channel(publisher_confirms=False)
+            self.topo = await self.amqp.channel(publisher_confirms=False)
         return self.topo
 
+    def publish(self, pub: _Publish) -> None:
+        assert self.data is not None
+        number = self.data.number
+        key = (pub.exchange, pub.routing_key)
+        method = self._methods.get(key)
+        if method is None:
+            if len(self._methods) >= MAX_CACHED_ROUTES:
+                self._methods.clear()
+            method = pamqp.frame.marshal(
+                spec.Basic.Publish(exchange=pub.exchange, routing_key=pub.routing_key), number
+            )
+            self._methods[key] = method
+        body = pub.body
+        head, tail = self._header
+        out = self.out
+        out.append(method)
+        out.append(head + len(body).to_bytes(8, "big") + tail)
+        size = self._max_chunk
+        for start in range(0, len(body), size):
+            chunk = body[start : start + size]
+            out.append(_BODY_FRAME.pack(FRAME_BODY, number, len(chunk)) + chunk + FRAME_END)
+        self.inflight[self.next_tag] = pub
+        self.next_tag += 1
+
+    def method(self, frame: spec.Basic.Ack | spec.Basic.Nack) -> None:
+        assert self.data is not None
+        self.out.append(pamqp.frame.marshal(frame, self.data.number))
+
+    def flush(self) -> None:
+        """Hand what this turn gathered to the connection writer, as one chunk."""
+        if not self.out or self._blocked is not None or not self.alive:
+            return
+        chunk = ChannelFrame(payload=b"".join(self.out), should_close=False)
+        self.out.clear()
+        try:
+            self.amqp.write_queue.put_nowait(chunk)
+        except asyncio.QueueFull:  # heartbeats and RPCs share the queue: wait our turn, in order
+            self._blocked = asyncio.create_task(self._put(chunk))
+
+    async def _put(self, chunk: ChannelFrame) -> None:
+        await self.amqp.write_queue.put(chunk)
+        self._blocked = None
+        self.flush()
+
+    async def drain(self) -> None:
+        """Flush and wait until the writer has handed everything to the socket."""
+        if self._blocked is not None:
+            await self._blocked
+        if not self.alive:
+            return
+        done = asyncio.get_running_loop().create_future()
+        chunk = ChannelFrame(payload=b"".join(self.out), should_close=False, drain_future=done)
+        self.out.clear()
+        await self.amqp.write_queue.put(chunk)
+        await done
+
     async def wait_closed(self) -> None:
-        observers = [self.data.closing, self.data.connection.closing]
+        assert self.data is not None
+        observers = [self.data.closing, self.amqp.closing]
         try:
             await asyncio.wait(observers, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -169,6 +331,8 @@ class _Session:
                 observer.cancel()
 
     async def close(self) -> None:
+        if self._blocked is not None:
+            self._blocked.cancel()
         with contextlib.suppress(Exception):
             await self.connection.close()
 
@@ -260,8 +424,7 @@ class AmqpClient(Client):
         self._publish_errors: list[str] = []
         # Acks and nacks wait here until the publishes made before them are confirmed.
         self._settle_queue: deque[_Settle] = deque()
-        self._settle_wakeup = asyncio.Event()
-        self._settle_lock = asyncio.Lock()
+        self._turn_end_scheduled = False
 
     # -- connection lifecycle -------------------------------------------------------------------
 
@@ -283,7 +446,6 @@ class AmqpClient(Client):
         self._running = True
         self._publish_session(session)
         self._spawn(self._supervise())
-        self._spawn(self._settler())
 
     async def disconnect(self) -> None:
         if not self._running:
@@ -292,8 +454,12 @@ class AmqpClient(Client):
             with contextlib.suppress(TimeoutError, TransportError):
                 async with asyncio.timeout(DISCONNECT_GRACE):
                     await self.flush()
-        async with self._settle_lock:
-            await self._release()
+        session = self._session
+        if session is not None:
+            self._release()
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(DISCONNECT_GRACE):
+                    await session.drain()
         self._running = False
         if self._unconfirmed:
             log.warning(
@@ -329,7 +495,12 @@ class AmqpClient(Client):
         """Connect, declare again what was declared, and resume consumers (not yet publishing)."""
         self._generation += 1
         session = await _Session.open(
-            self._generation, self._url, self.connect_timeout, self.prefetch
+            self._generation,
+            self._url,
+            self.connect_timeout,
+            self.prefetch,
+            self._properties,
+            self._on_confirm,
         )
         try:
             for op in list(self._topology.values()):
@@ -350,9 +521,9 @@ class AmqpClient(Client):
         """Make ``session`` the live one and hand it every publish not yet confirmed, in order."""
         self._session = session
         self._ready.set()
-        for pub in list(self._unconfirmed.values()):
-            self._start_publish(session, pub)
-        self._settle_wakeup.set()
+        for pub in self._unconfirmed.values():
+            session.publish(pub)
+        self._end_turn_soon()
 
     async def _supervise(self) -> None:
         while True:
@@ -525,52 +696,37 @@ class AmqpClient(Client):
         self._unconfirmed_bytes += len(body)
         self._drained.clear()
         session = self._session
-        if session is not None:
-            self._start_publish(session, pub)
+        if session is not None and session.alive:
+            session.publish(pub)
+            self._end_turn_soon()
+        # Otherwise the next session publishes it, with everything else still unconfirmed.
 
-    def _start_publish(self, session: _Session, pub: _Publish) -> None:
-        pub.generation = session.generation
-        self._spawn(self._publish_one(session, pub))
-
-    async def _publish_one(self, session: _Session, pub: _Publish) -> None:
-        try:
-            confirm = await session.data.basic_publish(
-                pub.body,
-                exchange=pub.exchange,
-                routing_key=pub.routing_key,
-                properties=self._properties,
-                wait=False,
-            )
-        except asyncio.CancelledError:
-            if self._running and session.alive:
-                raise
-            return  # published again on the next connection
-        except Exception as exc:
-            if pub.generation != session.generation or not session.alive:
-                return  # published again on the next connection
-            self._refused(pub, _refusal(exc))
-            return
-        if isinstance(confirm, spec.Basic.Ack):
-            self._confirmed(pub)
+    def _on_confirm(self, session: _Session, tag: int, multiple: bool, ack: bool) -> None:
+        inflight = session.inflight
+        if multiple:
+            while inflight and next(iter(inflight)) <= tag:
+                self._confirmed(inflight.popitem(last=False)[1], ack)
         else:
-            self._refused(pub, "returned as unroutable")
+            pub = inflight.pop(tag, None)
+            if pub is not None:
+                self._confirmed(pub, ack)
+        if self._settle_queue:
+            self._end_turn_soon()
 
-    def _refused(self, pub: _Publish, reason: str) -> None:
-        target = f"exchange {pub.exchange!r}" if pub.exchange else f"queue {pub.routing_key!r}"
-        message = f"publish to {target} on {self.address.redacted()} failed: {reason}"
-        log.error("%s", message)
-        self._publish_errors.append(message)
-        self._confirmed(pub)
-
-    def _confirmed(self, pub: _Publish) -> None:
+    def _confirmed(self, pub: _Publish, ack: bool) -> None:
         if self._unconfirmed.pop(pub.seq, None) is None:
             return
+        if not ack:
+            target = f"exchange {pub.exchange!r}" if pub.exchange else f"queue {pub.routing_key!r}"
+            message = (
+                f"publish to {target} on {self.address.redacted()} failed: refused by the broker"
+            )
+            log.error("%s", message)
+            self._publish_errors.append(message)
         self._unconfirmed_bytes -= len(pub.body)
         self._room.set()
         if not self._unconfirmed:
             self._drained.set()
-        if self._settle_queue:
-            self._settle_wakeup.set()
 
     async def flush(self) -> None:
         while self._running and self._unconfirmed:
@@ -579,6 +735,19 @@ class AmqpClient(Client):
         if errors:
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
             raise TransportError(errors[0] + more)
+
+    def _end_turn_soon(self) -> None:
+        """Write out once per event-loop turn what the turn produced (publishes, acks)."""
+        if not self._turn_end_scheduled:
+            self._turn_end_scheduled = True
+            asyncio.get_running_loop().call_soon(self._end_turn)
+
+    def _end_turn(self) -> None:
+        self._turn_end_scheduled = False
+        session = self._session
+        if session is not None:
+            self._release()
+            session.flush()
 
     # -- acknowledging --------------------------------------------------------------------------
 
@@ -597,60 +766,50 @@ class AmqpClient(Client):
     def _settle(self, message: Message, *, ack: bool, requeue: bool = False) -> None:
         if isinstance(message.token, _Token):
             self._settle_queue.append(_Settle(self._seq, message.token, ack, requeue))
-            self._settle_wakeup.set()
+            self._end_turn_soon()
 
-    async def _settler(self) -> None:
-        while True:
-            await self._settle_wakeup.wait()
-            self._settle_wakeup.clear()
-            async with self._settle_lock:
-                await self._release()
+    def _requeue(self, token: _Token) -> None:
+        self._settle_queue.append(_Settle(0, token, ack=False, requeue=True))
+        self._end_turn_soon()
 
-    async def _release(self) -> None:
-        """Send every ack/nack whose preceding publishes are confirmed; acks batched."""
+    def _release(self) -> None:
+        """Queue every ack/nack whose preceding publishes are confirmed; acks coalesced."""
         session = self._session
-        if session is None:
+        if session is None or not session.alive:
             return  # kept until the next connection, which drops them as stale
         oldest = next(iter(self._unconfirmed), None)
-        batch: list[_Settle] = []
-        while self._settle_queue and (oldest is None or self._settle_queue[0].after < oldest):
-            item = self._settle_queue.popleft()
-            if item.token.generation == session.generation:
-                batch.append(item)
-        try:
-            acks: list[int] = []
-            for item in batch:
-                if item.ack:
-                    acks.append(item.token.tag)
-                    continue
-                await self._send_acks(session, acks)
-                acks = []
-                session.unsettled.pop(item.token.tag, None)
-                await session.data.basic_nack(item.token.tag, requeue=item.requeue, wait=False)
-            await self._send_acks(session, acks)
-        except Exception as exc:
-            # The channel is gone: the broker redelivers everything that was not acked.
-            log.debug("dropping acks for a lost channel: %s", exc)
+        queue = self._settle_queue
+        acks: list[int] = []
+        while queue and (oldest is None or queue[0].after < oldest):
+            item = queue.popleft()
+            if item.token.generation != session.generation:
+                continue  # its channel is gone; the broker redelivers it
+            if item.ack:
+                acks.append(item.token.tag)
+                continue
+            self._send_acks(session, acks)
+            acks = []
+            session.unsettled.pop(item.token.tag, None)
+            session.method(spec.Basic.Nack(delivery_tag=item.token.tag, requeue=item.requeue))
+        self._send_acks(session, acks)
 
     @staticmethod
-    async def _send_acks(session: _Session, tags: list[int]) -> None:
+    def _send_acks(session: _Session, tags: list[int]) -> None:
         """One ``multiple=True`` ack covers the oldest unsettled deliveries when all are acked."""
         if not tags:
             return
         pending = set(tags)
-        covered: list[int] = []
-        for tag in session.unsettled:
-            if tag not in pending:
-                break
-            covered.append(tag)
-        if len(covered) > 1:
-            await session.data.basic_ack(covered[-1], multiple=True, wait=False)
-            pending.difference_update(covered)
-            for tag in covered:
-                del session.unsettled[tag]
+        unsettled = session.unsettled
+        last = 0
+        while unsettled and (first := next(iter(unsettled))) in pending:
+            unsettled.popitem(last=False)
+            pending.discard(first)
+            last = first
+        if last:
+            session.method(spec.Basic.Ack(delivery_tag=last, multiple=True))
         for tag in sorted(pending):
-            session.unsettled.pop(tag, None)
-            await session.data.basic_ack(tag, wait=False)
+            unsettled.pop(tag, None)
+            session.method(spec.Basic.Ack(delivery_tag=tag))
 
     # -- consuming ------------------------------------------------------------------------------
 
@@ -691,21 +850,22 @@ class AmqpClient(Client):
             log.error("cannot consume queue %r: it does not exist any more", consumer.queue)
             return
         generation = session.generation
+        unsettled = session.unsettled
 
-        async def on_delivery(raw: DeliveredMessage) -> None:
-            if consumer.cancelled:
-                if not consumer.no_ack and raw.delivery_tag is not None:
-                    self._settle_queue.append(
-                        _Settle(0, _Token(generation, raw.delivery_tag), ack=False, requeue=True)
-                    )
-                    self._settle_wakeup.set()
-                return
-            if not consumer.no_ack and raw.delivery_tag is not None:
-                session.unsettled[raw.delivery_tag] = None
-            consumer.inbox.put_nowait((generation, raw))
+        def on_delivery(raw: DeliveredMessage) -> None:
+            tag = raw.delivery_tag
+            if not consumer.no_ack and tag is not None:
+                unsettled[tag] = None
+                if consumer.cancelled:
+                    self._requeue(_Token(generation, tag))
+                    return
+            if not consumer.cancelled:
+                consumer.inbox.put_nowait((generation, raw))
 
-        ok = await session.data.basic_consume(consumer.queue, on_delivery, no_ack=consumer.no_ack)
-        consumer.tag = ok.consumer_tag
+        assert session.data is not None
+        consumer.tag = await session.data.consume(
+            consumer.queue, on_delivery, no_ack=consumer.no_ack
+        )
 
     async def _work(self, consumer: _Consumer) -> None:
         """Handler calls for one queue run one after the other, in delivery order."""
@@ -726,15 +886,13 @@ class AmqpClient(Client):
             return
         consumer.cancelled = True
         session = self._session
-        if session is not None and session.alive and consumer.tag is not None:
+        if session is not None and session.data is not None and session.alive and consumer.tag:
             with contextlib.suppress(Exception):
                 await session.data.basic_cancel(consumer.tag)
         while not consumer.inbox.empty():
             item = consumer.inbox.get_nowait()
             if item is not None and not consumer.no_ack and item[1].delivery_tag is not None:
-                token = _Token(item[0], item[1].delivery_tag)
-                self._settle_queue.append(_Settle(0, token, ack=False, requeue=True))
-        self._settle_wakeup.set()
+                self._requeue(_Token(item[0], item[1].delivery_tag))
         consumer.inbox.put_nowait(None)
         if consumer.worker is not None:
             self._tasks.add(consumer.worker)
