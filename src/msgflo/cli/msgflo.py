@@ -3,16 +3,18 @@
 Starts the participants the library can start, wires every edge as participants announce
 themselves, sends IIPs, restarts what dies, and on SIGINT/SIGTERM stops every child it started.
 With no broker configured it runs an embedded MQTT broker and hands its URL to the children.
-The FBP protocol server options are accepted for compatibility; the server itself comes with
-the runtime.
+It also serves the FBP network protocol (docs/runtime.md) on ``--host``/``--port``, so that
+Flowhub, fbp-spec and fbp-test can see and edit the running network.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +24,9 @@ import click
 
 from msgflo.broker import configured_broker, embedded_broker
 from msgflo.coordinator import Coordinator, CoordinatorOptions, Event, EventKind
-from msgflo.graph import GraphError, load_graph
+from msgflo.graph import Graph, GraphError, load_graph
 from msgflo.library import Library, LibraryError
+from msgflo.runtime import MAIN_GRAPH, Access, AccessError, Runtime, RuntimeOptions, serve
 from msgflo.transport import Address, TransportError, get_broker
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -36,10 +39,24 @@ class GraphFileError(Exception):
 
 def read_graph(path: Path) -> dict[str, Any]:
     """fbp-graph JSON from a ``.fbp`` or ``.json`` file."""
+    return read_graph_model(path).to_json()
+
+
+def read_graph_model(path: Path) -> Graph:
     try:
-        return load_graph(path).to_json()
+        return load_graph(path)
     except GraphError as exc:
         raise GraphFileError(str(exc)) from None
+
+
+@dataclass
+class ServerSettings:
+    """Where the FBP runtime listens and who may use it."""
+
+    host: str
+    port: int
+    ide: str
+    runtime: RuntimeOptions
 
 
 def load_library(config: Path | None, componentdirs: Sequence[str]) -> Library:
@@ -97,8 +114,9 @@ async def run(
     library: Library,
     options: CoordinatorOptions,
     forward: frozenset[str],
+    server: ServerSettings,
 ) -> int:
-    graph = read_graph(graph_file) if graph_file else {"processes": {}, "connections": []}
+    graph = read_graph_model(graph_file) if graph_file else Graph()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -108,21 +126,26 @@ async def run(
         coordinator = Coordinator(get_broker(url), library, options)
         printer = Printer(forward)
         coordinator.add_listener(printer)
+        runtime = Runtime(coordinator, library, server.runtime)
         try:
             await coordinator.start()
-            await coordinator.load_graph(graph)
-            pending = coordinator.pending_roles()
-            name = graph_file.name if graph_file else "(empty graph)"
-            waiting = f", waiting for {', '.join(pending)}" if pending else ""
-            click.echo(
-                f"{PROGRAM} ready: {name} with {len(coordinator.nodes)} nodes on "
-                f"{Address.parse(url).redacted()}{waiting}"
-            )
-            sys.stdout.flush()
-            printer.release()
-            await stop.wait()
-            click.echo(f"{PROGRAM}: stopping", err=True)
+            runtime.add_graph(MAIN_GRAPH, graph)
+            await runtime.start_network(MAIN_GRAPH)
+            async with serve(runtime, server.host, server.port, server.ide) as endpoint:
+                pending = coordinator.pending_roles()
+                name = graph_file.name if graph_file else "(empty graph)"
+                waiting = f", waiting for {', '.join(pending)}" if pending else ""
+                click.echo(
+                    f"{PROGRAM} ready: {name} with {len(coordinator.nodes)} nodes on "
+                    f"{Address.parse(url).redacted()}{waiting}; FBP runtime on {endpoint.url} "
+                    f"(id {server.runtime.id})"
+                )
+                sys.stdout.flush()
+                printer.release()
+                await stop.wait()
+                click.echo(f"{PROGRAM}: stopping", err=True)
         finally:
+            await runtime.close()
             await coordinator.stop()
     return 0
 
@@ -191,29 +214,47 @@ async def run(
     "--host",
     default="localhost",
     show_default=True,
-    help="Host in the runtime's advertised address (runtime protocol; coming).",
+    help="Interface the FBP runtime listens on, and the host of its advertised address.",
 )
 @click.option(
     "--port",
-    type=int,
+    type=click.IntRange(min=0, max=65535),
     default=3569,
     show_default=True,
-    help="FBP runtime port (runtime protocol; coming).",
+    help="FBP runtime port (HTTP page and WebSocket); 0 for any free port.",
 )
 @click.option(
     "--ide",
     default="https://app.flowhub.io",
     show_default=True,
-    help="IDE for the live URL (runtime protocol; coming).",
+    help="IDE for the live URL on the runtime's page.",
 )
 @click.option(
     "--auto-save/--no-auto-save",
     default=False,
     show_default=True,
-    help="Save live graph changes back to --graph (runtime protocol; coming).",
+    help="Write graph changes made over the FBP protocol back to --graph, in its format.",
 )
 @click.option(
-    "--runtime-id", envvar="MSGFLO_RUNTIME_ID", help="FBP runtime id (runtime protocol; coming)."
+    "--runtime-id",
+    envvar="MSGFLO_RUNTIME_ID",
+    help="FBP runtime id. Default: MSGFLO_RUNTIME_ID, else a new UUID.",
+)
+@click.option("--runtime-label", default="msgflo", show_default=True, help="FBP runtime label.")
+@click.option(
+    "--secret",
+    envvar="MSGFLO_RUNTIME_SECRET",
+    help="Secret that grants full access over the FBP protocol (never sent back to clients).",
+)
+@click.option(
+    "--secrets-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="YAML mapping of secret to access level (read or full), for several secrets.",
+)
+@click.option(
+    "--default-access",
+    type=click.Choice(["none", "read", "full"]),
+    help="Access of clients without a secret. Default: full without secrets, none with.",
 )
 @click.option(
     "--ping-url",
@@ -247,7 +288,16 @@ def main(
     state_dir: Path | None,
     concurrency: int,
     max_restarts: int,
-    **_runtime: Any,
+    host: str,
+    port: int,
+    ide: str,
+    auto_save: bool,
+    runtime_id: str | None,
+    runtime_label: str,
+    secret: str | None,
+    secrets_file: Path | None,
+    default_access: str | None,
+    **_ping: Any,
 ) -> None:
     """Run GRAPH as a distributed network of participants and keep it running until Ctrl-C."""
     try:
@@ -259,12 +309,33 @@ def main(
             concurrency=concurrency,
             max_failures=max_restarts,
         )
-    except (LibraryError, OSError, ValueError) as exc:
+        if auto_save and graph_file is None:
+            raise click.UsageError("--auto-save needs --graph (the file to save to)")
+        server = ServerSettings(
+            host,
+            port,
+            ide,
+            RuntimeOptions(
+                id=runtime_id or os.environ.get("MSGFLO_RUNTIME_ID") or str(uuid.uuid4()),
+                label=runtime_label,
+                access=Access.configure(secret, secrets_file, default_access),
+                graph_file=graph_file,
+                auto_save=auto_save,
+                namespace=library.namespace,
+            ),
+        )
+    except (LibraryError, AccessError, OSError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     streams = frozenset(s.strip() for s in forward.split(",") if s.strip())
     try:
-        code = asyncio.run(run(graph_file, broker, library, options, streams))
+        code = asyncio.run(run(graph_file, broker, library, options, streams, server))
     except (TransportError, GraphFileError) as exc:
         click.echo(f"{PROGRAM}: {exc}", err=True)
+        sys.exit(1)
+    except OSError as exc:
+        click.echo(
+            f"{PROGRAM}: FBP runtime cannot listen on {host}:{port}: {exc.strerror or exc}",
+            err=True,
+        )
         sys.exit(1)
     sys.exit(code)

@@ -1,0 +1,115 @@
+"""The runtime's HTTP and WebSocket server (aiohttp), on one port.
+
+``GET /`` is a small page saying which runtime this is and how to connect; a WebSocket upgrade
+on any path speaks the FBP network protocol, with or without the ``noflo`` subprotocol
+(fbp-protocol-client retries without it), to any number of clients at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from aiohttp import WSMsgType, web
+
+from msgflo.runtime.core import Connection, Runtime
+from msgflo.runtime.protocol.dispatch import Dispatcher
+
+SUBPROTOCOL = "noflo"
+RUNTIME_KEY = web.AppKey("runtime", Runtime)
+DISPATCHER_KEY = web.AppKey("dispatcher", Dispatcher)
+INFO_KEY = web.AppKey("info", dict)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"ws://{host}:{self.port}"
+
+
+def live_url(ide: str, address: str, runtime_id: str) -> str:
+    """The Flowhub/noflo-ui link that opens this runtime (the original's format)."""
+    query = f"protocol=websocket&address={address}&id={runtime_id}"
+    return f"{ide.rstrip('/')}/#runtime/endpoint?{quote(query, safe='')}"
+
+
+def make_app(rt: Runtime, ide: str = "https://app.flowhub.io") -> web.Application:
+    app = web.Application()
+    app[RUNTIME_KEY] = rt
+    app[DISPATCHER_KEY] = Dispatcher(rt)
+    app[INFO_KEY] = {"ide": ide}
+    app.router.add_get("/{tail:.*}", _entry)
+    return app
+
+
+async def _entry(request: web.Request) -> web.StreamResponse:
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        return await _websocket(request)
+    return _page(request)
+
+
+def _page(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME_KEY]
+    address = f"ws://{request.host}"
+    link = live_url(request.app[INFO_KEY]["ide"], address, rt.options.id)
+    body = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>msgflo runtime {html.escape(rt.options.label)}</title></head>
+<body>
+<h1>msgflo runtime</h1>
+<p>This is an FBP network protocol runtime of type <code>msgflo</code>
+(label <code>{html.escape(rt.options.label)}</code>).</p>
+<ul>
+<li>WebSocket: <code id="address">{html.escape(address)}</code> (subprotocol <code>noflo</code> optional)</li>
+<li>Runtime id: <code id="runtime-id">{html.escape(rt.options.id)}</code></li>
+<li>Main graph: <code>{html.escape(rt.main)}</code></li>
+</ul>
+<p><a id="flowhub_url" href="{html.escape(link)}">Open in Flowhub</a>, or point any FBP client
+(fbp-spec, fbp-protocol's fbp-test) at the WebSocket address above.</p>
+</body></html>
+"""
+    return web.Response(text=body, content_type="text/html")
+
+
+async def _websocket(request: web.Request) -> web.WebSocketResponse:
+    rt = request.app[RUNTIME_KEY]
+    dispatcher = request.app[DISPATCHER_KEY]
+    ws = web.WebSocketResponse(protocols=(SUBPROTOCOL,), heartbeat=30)
+    await ws.prepare(request)
+    connection = Connection(
+        ws.send_str, rt.options.access.default, name=str(request.remote or "client")
+    )
+    rt.connections.add(connection)
+    try:
+        async for message in ws:
+            if message.type is WSMsgType.TEXT:
+                await dispatcher.handle(connection, message.data)
+    finally:
+        rt.connections.discard(connection)
+    return ws
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    rt: Runtime, host: str, port: int, ide: str = "https://app.flowhub.io"
+) -> AsyncIterator[Endpoint]:
+    """Listen on ``host:port`` (port 0: any free one) until the block ends."""
+    runner = web.AppRunner(make_app(rt, ide), access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port, reuse_address=True)
+        await site.start()
+        server = site._server
+        sockets: list[socket.socket] = list(getattr(server, "sockets", None) or [])
+        bound = sockets[0].getsockname()[1] if sockets else port
+        yield Endpoint(host, int(bound))
+    finally:
+        await runner.cleanup()
