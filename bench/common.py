@@ -40,11 +40,11 @@ class Limits:
     def full(cls) -> Limits:
         return cls(
             messages=30_000,
-            seconds=4.0,
+            seconds=2.5,
             warmup=2_000,
             repeats=3,
             latency_messages=6_000,
-            latency_seconds=2.0,
+            latency_seconds=1.5,
         )
 
     @classmethod
@@ -204,7 +204,9 @@ def _command_output(argv: Sequence[str]) -> str:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return (done.stdout or done.stderr).strip().splitlines()[0] if (done.stdout or done.stderr) else ""
+    return (
+        (done.stdout or done.stderr).strip().splitlines()[0] if (done.stdout or done.stderr) else ""
+    )
 
 
 def cpu_model() -> str:

@@ -16,8 +16,8 @@ from bench.common import (
     BIN,
     MOSQUITTO,
     RABBITMQ,
-    Result,
     ProcessFailed,
+    Result,
     ensure_node_peers,
     processes,
     rss_mb,
@@ -42,7 +42,10 @@ def chain_graph(nodes: int, component: str = "Repeat") -> dict[str, Any]:
     return {
         "processes": {f"n{i}": {"component": component} for i in range(nodes)},
         "connections": [
-            {"src": {"process": f"n{i}", "port": "out"}, "tgt": {"process": f"n{i + 1}", "port": "in"}}
+            {
+                "src": {"process": f"n{i}", "port": "out"},
+                "tgt": {"process": f"n{i + 1}", "port": "in"},
+            }
             for i in range(nodes - 1)
         ],
     }
@@ -77,7 +80,9 @@ async def startup(quick: bool) -> list[Result]:
     spawned = (10,) if quick else (10, 50, 200)
     with tempfile.TemporaryDirectory() as tmp:
         command = f"{BIN / 'msgflo-python'} {RELAYS / 'ours_async.py'} #ROLE"
-        library = Library(LibraryConfig.from_mapping({"components": {"Repeat": command}}), [], Path(tmp))
+        library = Library(
+            LibraryConfig.from_mapping({"components": {"Repeat": command}}), [], Path(tmp)
+        )
         for nodes in spawned:
             metrics = await _wire(MOSQUITTO, nodes, library, 20 + nodes * 0.6)
             results.append(Result("startup", f"spawned {nodes} mosquitto", "ours", metrics))
@@ -95,9 +100,9 @@ async def _idle_rss(argv: Sequence[str], env: dict[str, str]) -> float:
         await stop_process(proc.process)
 
 
-async def footprint(quick: bool) -> list[Result]:
+async def footprint(quick: bool, chosen: Sequence[str]) -> list[Result]:
     results = []
-    impls = ("ours-async", "ours-legacy", "node", "bare")
+    impls = [i for i in ("ours-async", "ours-legacy", "node", "bare") if i in chosen]
     for name, url in (("mosquitto", MOSQUITTO), ("rabbitmq", RABBITMQ)):
         target = Target(name, url)
         base = unique("idle")
@@ -190,7 +195,9 @@ async def _recover(target: Target, impl: str, quick: bool) -> Result:
     load = make_load(target.url, inq, outq)
     try:
         await load.open()
-        async with processes([(relay_command(impl, relayed, f"{base}-r", inq, outq), env)]) as procs:
+        async with processes(
+            [(relay_command(impl, relayed, f"{base}-r", inq, outq), env)]
+        ) as procs:
             back_at = 0.0
 
             async def fault() -> None:
@@ -228,4 +235,3 @@ async def _recover(target: Target, impl: str, quick: bool) -> Result:
     if not alive:
         note = "the relay process exited when the connection dropped"
     return Result("recovery", variant, impl, metrics, note)
-

@@ -10,6 +10,7 @@ late copies of an earlier run, losses and duplicates are all told apart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -19,6 +20,8 @@ from typing import Any
 import aio_pika
 import orjson
 import paho.mqtt.client as paho
+import pika
+from paho.mqtt.enums import CallbackAPIVersion
 
 PAD = "x" * 48
 STALL_SECONDS = 1.5
@@ -126,10 +129,8 @@ class Load(ABC):
             await asyncio.sleep(0.0002)
             return
         room.clear()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(room.wait(), 0.05)
-        except TimeoutError:
-            pass
 
     def _next_run(self, expected: int, *, recording: bool = False) -> int:
         self._run += 1
@@ -218,8 +219,8 @@ class MqttLoad(Load):
         super().__init__(copies)
         self.host, self.port = host, port
         self.source_topic, self.sink_topic = source, sink
-        self._pub = paho.Client(paho.CallbackAPIVersion.VERSION2)
-        self._sub = paho.Client(paho.CallbackAPIVersion.VERSION2)
+        self._pub = paho.Client(CallbackAPIVersion.VERSION2)
+        self._sub = paho.Client(CallbackAPIVersion.VERSION2)
 
     async def open(self) -> None:
         subscribed = threading.Event()
@@ -231,7 +232,7 @@ class MqttLoad(Load):
             subscribed.set()
 
         def on_message(_c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
-            self.sink.take(msg.payload)
+            self.sink.take(bytes(msg.payload))
 
         self._sub.on_connect = on_connect
         self._sub.on_subscribe = on_subscribe
@@ -253,51 +254,55 @@ class MqttLoad(Load):
 
 
 class AmqpLoad(Load):
-    """aio-pika: the source publishes to the fanout exchange ``source`` (no confirms: the
-    source is not under test), the sink consumes queue ``sink`` with automatic acks."""
+    """pika (blocking) clients, the fastest plain Python AMQP client measured here: the source
+    publishes to the fanout exchange ``source`` without confirms (the source is not under test);
+    the sink consumes queue ``sink`` with automatic acks on a thread of its own."""
 
     window = 1000
 
-    def __init__(
-        self, url: str, source: str, sink: str, copies: int = 1, *, declare_sink: bool = True
-    ) -> None:
+    def __init__(self, url: str, source: str, sink: str, copies: int = 1) -> None:
         super().__init__(copies)
-        self.url = url
+        self.params = pika.URLParameters(url)
+        self.params.heartbeat = 0
         self.source_name, self.sink_name = source, sink
-        self.declare_sink = declare_sink
-        self._connection: aio_pika.abc.AbstractRobustConnection | None = None
-        self._exchange: aio_pika.abc.AbstractExchange | None = None
+        self._pub: pika.BlockingConnection | None = None
+        self._channel: Any = None
+        self._sub: pika.BlockingConnection | None = None
+        self._sink_channel: Any = None
+        self._thread: threading.Thread | None = None
 
     async def open(self) -> None:
-        self.sink.room = asyncio.Event()
-        self._connection = await aio_pika.connect_robust(self.url)
-        channel = await self._connection.channel(publisher_confirms=False)
-        self._exchange = await channel.declare_exchange(
-            self.source_name, aio_pika.ExchangeType.FANOUT, durable=True
-        )
-        sink_channel = await self._connection.channel()
-        exchange = await sink_channel.declare_exchange(
-            self.sink_name, aio_pika.ExchangeType.FANOUT, durable=True
-        )
-        queue = await sink_channel.declare_queue(
+        self._pub = pika.BlockingConnection(self.params)
+        self._channel = self._pub.channel()
+        self._channel.exchange_declare(self.source_name, "fanout", durable=True)
+        self._sub = pika.BlockingConnection(self.params)
+        channel = self._sink_channel = self._sub.channel()
+        channel.exchange_declare(self.sink_name, "fanout", durable=True)
+        channel.queue_declare(
             self.sink_name,
             durable=True,
             arguments={"x-dead-letter-exchange": f"dead-{self.sink_name}"},
         )
-        await queue.bind(exchange)
+        channel.queue_bind(self.sink_name, self.sink_name)
 
-        async def take(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            self.sink.take(message.body)
+        def take(_ch: Any, _method: Any, _props: Any, body: bytes) -> None:
+            self.sink.take(body)
 
-        await queue.consume(take, no_ack=True)
+        channel.basic_consume(self.sink_name, take, auto_ack=True)
+        self._thread = threading.Thread(target=channel.start_consuming, daemon=True)
+        self._thread.start()
 
     async def close(self) -> None:
-        if self._connection is not None:
-            await self._connection.close()
+        if self._sub is not None and self._thread is not None:
+            self._sub.add_callback_threadsafe(self._sink_channel.stop_consuming)
+            await asyncio.to_thread(self._thread.join, 5)
+        for connection in (self._pub, self._sub):
+            if connection is not None and connection.is_open:
+                with contextlib.suppress(Exception):
+                    connection.close()
 
     async def publish(self, body: bytes) -> None:
-        assert self._exchange is not None
-        await self._exchange.publish(aio_pika.Message(body), routing_key="")
+        self._channel.basic_publish(self.source_name, "", body)
 
 
 async def delete_amqp(url: str, queues: list[str], exchanges: list[str]) -> None:

@@ -20,7 +20,6 @@ import aio_pika
 from bench.common import (
     BIN,
     NODE_MODULES,
-    ROOT,
     Limits,
     ProcessFailed,
     Result,
@@ -38,8 +37,17 @@ from msgflo.transport import Address, Client, Message, QueueKind, get_client
 RELAYS = Path(__file__).resolve().parent / "relays"
 NODE_REPEAT = Path(__file__).resolve().parent / "node" / "Repeat.js"
 
-IMPLS = ("ours-async", "ours-legacy", "ours-async-asyncio", "node", "node-prefetch", "bare")
-"""``ours-async-asyncio`` is the async relay with uvloop hidden; ``node-prefetch`` is the
+IMPLS = (
+    "harness",
+    "ours-async",
+    "ours-legacy",
+    "ours-async-asyncio",
+    "node",
+    "node-prefetch",
+    "bare",
+)
+"""``harness`` is no relay at all (source straight to sink, N=0): the ceiling of the load
+generator and broker.  ``ours-async-asyncio`` is the async relay with uvloop hidden; ``node-prefetch`` is the
 original with prefetch 100 (AMQP only, where prefetch exists)."""
 
 TUNED_NODE_PREFETCH = 100
@@ -95,7 +103,7 @@ def relay_env(impl: str, target: Target, inq: str, outq: str) -> dict[str, str]:
 
 def supported(impl: str, target: Target) -> str | None:
     """Why ``impl`` has no row on ``target`` (``None`` when it has one)."""
-    if target.memory and impl not in ("ours-async", "ours-legacy"):
+    if target.memory and impl not in ("harness", "ours-async", "ours-legacy"):
         return "memory:// exists only inside our process"
     if impl == "node-prefetch" and not target.amqp:
         return "prefetch exists only on AMQP"
@@ -144,14 +152,15 @@ def _memory_participant(impl: str, role: str, inq: str, outq: str) -> Participan
     spec.loader.exec_module(module)
     repeat: type[Participant] = module.Repeat
     if impl == "ours-async":
-        cls = type(
+        cls: type[Participant] = type(
             "Repeat",
             (repeat,),
             {"inports": {"in": {"queue": inq}}, "outports": {"out": {"queue": outq}}},
         )
         return cls(role)
     os.environ["BENCH_IN"], os.environ["BENCH_OUT"] = inq, outq
-    return repeat(role)  # type: ignore[call-arg]
+    participant: Participant = repeat(role)
+    return participant
 
 
 @contextlib.asynccontextmanager
@@ -176,7 +185,10 @@ async def memory_relays(impl: str, url: str, names: Sequence[str]) -> AsyncItera
 
 async def measure(load: Load, limits: Limits) -> dict[str, Any]:
     """Warm up, then saturation ``repeats`` times, then latency at half the median rate."""
-    await load.saturate(limits.warmup, limits.seconds)
+    warm = await load.saturate(limits.warmup, limits.seconds)
+    # A slow relay (the original at prefetch 2 does tens of msg/s) must not be handed a window
+    # it cannot drain before the run ends: keep about 50 ms of its rate in flight.
+    load.window = max(4, min(load.window, int(warm.rate / load.sink.copies * 0.05)))
     runs = [await load.saturate(limits.messages, limits.seconds) for _ in range(limits.repeats)]
     rates = [r.rate for r in runs]
     rate = summary(rates)
@@ -186,7 +198,7 @@ async def measure(load: Load, limits: Limits) -> dict[str, Any]:
         "duplicates": sum(r.duplicates for r in runs),
         "sent": sum(r.sent for r in runs),
     }
-    half = rate["median"] / 2
+    half = rate["median"] / 2 / load.sink.copies  # sent per second; each fans out to copies
     if half >= 1:
         messages = max(1, min(limits.latency_messages, int(half * limits.latency_seconds)))
         sent, latencies = await load.open_loop(half, messages, limits.latency_seconds)
@@ -234,7 +246,8 @@ async def chain(
         await load.open()
         async with processes(commands) as procs:
             metrics = await measure(load, limits)
-            metrics["relay_rss_mb"] = max(rss_mb(p.pid) for p in procs)
+            if procs:
+                metrics["relay_rss_mb"] = max(rss_mb(p.pid) for p in procs)
             return Result("relay", variant, impl, metrics)
     except ProcessFailed as exc:
         return Result("relay", variant, impl, note=str(exc))

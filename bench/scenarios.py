@@ -12,9 +12,11 @@ from typing import Any
 
 import aio_pika
 import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
 
 from bench import graph_parse, lifecycle, relay
 from bench.common import MOSQUITTO, RABBITMQ, Limits, Result, summary
+from msgflo.graph import parse_fbp
 
 FAN_WORKERS = 4
 FAN_IMPLS = ("ours-async", "ours-legacy", "node", "node-prefetch", "bare")
@@ -27,8 +29,12 @@ async def run(
         results = []
         lengths = args.chain_lengths[:1] if args.quick else args.chain_lengths
         for target in targets:
+            if "harness" in args.impls:
+                results.append(await relay.chain(target, "harness", 0, limits))
             for n in lengths:
                 for impl in args.impls:
+                    if impl == "harness":
+                        continue
                     if impl == "ours-async-asyncio" and n != lengths[0]:
                         continue  # the event loop's share shows in one chain length
                     if relay.supported(impl, target) is None:
@@ -44,7 +50,7 @@ async def run(
     if name == "startup":
         return await lifecycle.startup(args.quick)
     if name == "footprint":
-        return await lifecycle.footprint(args.quick)
+        return await lifecycle.footprint(args.quick, args.impls)
     if name == "recovery":
         return await lifecycle.recovery(args.quick, args.impls)
     if name == "graph_parse":
@@ -56,11 +62,11 @@ def parse_time(quick: bool) -> Result:
     """The existing ``bench.graph_parse`` scenario, folded into the report."""
     nodes = 500 if quick else 5000
     text = graph_parse.make_graph(nodes)
-    graph_parse.parse_fbp("a(A)\n")
+    parse_fbp("a(A)\n")
     timings = []
     for _ in range(1 if quick else 5):
         start = time.perf_counter()
-        graph_parse.parse_fbp(text)
+        parse_fbp(text)
         timings.append(time.perf_counter() - start)
     return Result("graph_parse", f"{nodes} nodes", "ours", {"seconds": summary(timings)})
 
@@ -89,7 +95,7 @@ def _mosquitto_version() -> str:
     """Mosquitto publishes its version as a retained ``$SYS`` message."""
     got: list[str] = []
     done = threading.Event()
-    client = paho.Client(paho.CallbackAPIVersion.VERSION2)
+    client = paho.Client(CallbackAPIVersion.VERSION2)
 
     def on_connect(c: paho.Client, *_: Any) -> None:
         c.subscribe("$SYS/broker/version")

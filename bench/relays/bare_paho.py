@@ -5,15 +5,17 @@ Usage: python bare_paho.py HOST PORT IN_TOPIC OUT_TOPIC
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Any
 
 import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
 
 
 def main() -> None:
     host, port, inbound, outbound = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-    client = paho.Client(paho.CallbackAPIVersion.VERSION2)
+    client = paho.Client(CallbackAPIVersion.VERSION2)
 
     def on_connect(c: paho.Client, _u: Any, _f: Any, _rc: Any, _p: Any) -> None:
         c.subscribe(inbound, 0)
@@ -28,10 +30,8 @@ def main() -> None:
     client.on_subscribe = on_subscribe
     client.on_message = on_message
     client.connect(host, port)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         client.loop_forever()
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":
