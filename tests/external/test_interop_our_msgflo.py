@@ -20,6 +20,15 @@ from tests.external.interop_helpers import (
 )
 from tests.integration.run_helpers import Sink, run_msgflo
 
+SWITCH = """
+component: home/Switch
+label: A wall switch that publishes its state
+outports:
+  state:
+    queue: /switches/#ROLE/state
+    type: boolean
+"""
+
 pytestmark = [pytest.mark.broker, pytest.mark.external]
 
 
@@ -47,3 +56,30 @@ async def test_data_flows_through_python_and_node_participants(
                 await sink.close()
             assert await running.stop() == 0
         assert [line for line in running.lines if "Traceback" in line] == []
+
+
+@pytest.mark.parametrize("kind", ["mqtt", "amqp"], ids=["mosquitto", "rabbitmq"])
+async def test_foreign_yml_component_is_announced_by_msgflo_register_and_wired(
+    tmp_path: Path, prefix: str, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ``.yml`` file in the component directory: the default handler runs
+    ``msgflo-register --role #ROLE:#FILENAME``, and the device's own topic is wired."""
+    use_node_env(monkeypatch)
+    switch, b = f"{prefix}switch", f"{prefix}b"
+    directory = component_dir(tmp_path, {"PyTag": PY_TAG})
+    (directory / "Switch.yml").write_text(SWITCH)
+    (tmp_path / "graph.fbp").write_text(f"{switch}(Switch) STATE -> IN {b}(PyTag)\n")
+    with broker_for(kind) as url:
+        async with run_msgflo(tmp_path, "--graph", "graph.fbp", broker=url) as running:
+            sink = await Sink.on(url, f"{b}.OUT")
+            try:
+                await running.wait_line(
+                    rf"wired edge {switch}\.state -> {b}\.in: .*/switches/{switch}/state"
+                )
+                # Nobody declared the device's exchange on RabbitMQ: the coordinator's binding
+                # made it (the original crashed with 404 NOT_FOUND here).
+                await sink.broker.send_to(QueueKind.OUT, f"/switches/{switch}/state", True)
+                assert await sink.get() == {"value": True, "path": ["python"]}
+            finally:
+                await sink.close()
+            assert await running.stop() == 0

@@ -929,6 +929,10 @@ class AmqpBroker(AmqpClient, Broker):
             yield ("qbind", binding.deadletter, dead), _bind_queue(binding.deadletter, dead)
 
     async def add_binding(self, binding: Binding) -> None:
+        if binding.src:
+            # A source that only announced itself (a foreign participant, msgflo-register) has
+            # no exchange yet, and RabbitMQ refuses a binding to it (404): declare it first.
+            await self._ensure_exchange(binding.src)
         for key, op in self._binding_ops(binding):
             await self._declare(op, f"adding binding {binding.to_json()}", key=key)
         self._bindings[binding] = None
@@ -956,6 +960,7 @@ class AmqpBroker(AmqpClient, Broker):
             )
             await self._consume(self._data_queue, self._dispatch_data, no_ack=True)
         if binding.src not in self._data_handlers:
+            await self._ensure_exchange(binding.src)
             await self._declare(
                 _bind_queue(self._data_queue, binding.src),
                 f"subscribing to data on {binding.src!r}",
