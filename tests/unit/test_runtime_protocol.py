@@ -8,13 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from msgflo.runtime import MAIN_GRAPH, Access, Level
-from tests.unit.test_runtime_support import (  # noqa: F401
-    Peer,
-    Rig,
-    peer,
-    rig,
-    rig_factory,
-)
+from tests.unit import test_runtime_support as support
+from tests.unit.test_runtime_support import Peer, Rig
+
+peer, rig, rig_factory = support.peer, support.rig, support.rig_factory
 
 
 async def test_getruntime_describes_the_runtime(peer: Peer) -> None:

@@ -27,7 +27,7 @@ from msgflo.graph import Graph, GraphError, GraphEvent, save_graph
 from msgflo.graph.model import Edge, ExportedPort, Group, Initial, Node, PortRef
 from msgflo.library import Library
 from msgflo.runtime.access import Access, Level, may_receive
-from msgflo.runtime.components import component_payload, port_definitions
+from msgflo.runtime.components import component_payload, definition_of, port_definitions
 from msgflo.runtime.protocol.messages import ProtocolError, build, dumps
 from msgflo.wiring import VIRTUAL_COMPONENTS, Status
 from msgflo.wiring import PortRef as WirePort
@@ -394,19 +394,16 @@ class Runtime:
             await self.send(connection, build("runtime", "ports", payload))
 
     def _exported_port(self, exported: ExportedPort, kind: str) -> dict[str, Any]:
-        graph = self.graphs[self.main]
-        node = graph.nodes.get(exported.node)
-        definition = self.coordinator.registry.definitions().get(exported.node) or {}
-        found = [
-            p
-            for p in port_definitions(definition.get(kind))
-            if p["id"].lower() == exported.port.lower()
-        ]
-        port = dict(found[0]) if found else {"id": exported.port, "type": "any"}
-        port["id"] = exported.public
-        if node is None:
-            port["type"] = "any"
-        return port
+        """The inner port's definition under the public name: from the live participant, else
+        from the node's component; ``any`` where neither is known."""
+        node = self.graphs[self.main].nodes.get(exported.node)
+        definition = self.coordinator.registry.definitions().get(exported.node)
+        if definition is None and node is not None and node.component:
+            found = self.library.find(node.component)
+            definition = definition_of(found, self.library) if found is not None else None
+        ports = port_definitions((definition or {}).get(kind))
+        match = [p for p in ports if p["id"].lower() == exported.port.lower()]
+        return {**(match[0] if match else {"type": "any"}), "id": exported.public}
 
     # -- coordinator events ------------------------------------------------------------------
 
