@@ -54,6 +54,7 @@ import pamqp.frame
 from aiormq.abc import AbstractChannel, ChannelFrame, DeliveredMessage
 from aiormq.tools import awaitable
 from pamqp import commands as spec
+from pamqp.body import ContentBody
 from pamqp.header import ContentHeader
 
 from msgflo.transport.base import (
@@ -139,37 +140,71 @@ _Confirm = Callable[[int, bool, bool], None]
 """``(delivery_tag, multiple, ack)`` of a publisher confirm, called as its frame is read."""
 
 
-class _DataChannel(aiormq.Channel):
-    """aiormq's channel with the two per-message paths replaced.
+class _InlineFrames(asyncio.Queue[tuple[int, Any]]):
+    """The data channel's frame queue, handling deliveries and confirms as they are read.
 
-    aiormq starts a task for every delivery and keeps a future per publish; here a delivery is
-    handed straight to its consumer's callback, and a publisher confirm straight to the session,
-    which tracks publishes by delivery tag in one ordered dict.  Opening, closing, QoS and
-    consume/cancel stay aiormq's own.  The frame buffer is unbounded (the broker bounds it by the
-    prefetch) so the connection's reader never waits for this channel's reader.
+    aiormq's connection reader puts every frame of a channel here and the channel's own reader
+    task takes them out again, one task switch per frame, and then starts a task per delivery.
+    Here a delivery (method, header and body frames) is assembled as the frames arrive and handed
+    to its consumer's callback, and a publisher confirm goes straight to the session; every other
+    frame (RPC replies, returns, close) is queued for aiormq's reader as before, in order.
+    """
+
+    def __init__(self, channel: _DataChannel) -> None:
+        super().__init__()
+        self.channel = channel
+        self.delivery: spec.Basic.Deliver | None = None
+        self.header: ContentHeader | None = None
+        self.parts: list[bytes] = []
+        self.received = 0
+
+    async def put(self, item: tuple[int, Any]) -> None:
+        frame = item[1]
+        if self.delivery is not None:
+            self._content(frame)
+        elif isinstance(frame, spec.Basic.Deliver):
+            self.delivery = frame
+        elif isinstance(frame, spec.Basic.Ack | spec.Basic.Nack):
+            ack = isinstance(frame, spec.Basic.Ack)
+            self.channel.on_confirm(frame.delivery_tag or 0, bool(frame.multiple), ack)
+        else:
+            self.put_nowait(item)
+
+    def _content(self, frame: Any) -> None:
+        if self.header is None:
+            if not isinstance(frame, ContentHeader):
+                raise ValueError(f"unexpected frame {frame!r} instead of a content header")
+            self.header = frame
+        elif isinstance(frame, ContentBody):
+            self.parts.append(frame.value)
+            self.received += len(frame.value)
+        else:
+            raise ValueError(f"unexpected frame {frame!r} inside a message body")
+        if self.received < (self.header.body_size or 0):
+            return
+        delivery, header, body = self.delivery, self.header, b"".join(self.parts)
+        assert delivery is not None
+        self.delivery, self.header, self.parts, self.received = None, None, [], 0
+        callback = self.channel.deliveries.get(delivery.consumer_tag or "")
+        if callback is not None:
+            callback(DeliveredMessage(delivery, header, body, self.channel))
+
+
+class _DataChannel(aiormq.Channel):
+    """aiormq's channel with the per-message paths replaced (see :class:`_InlineFrames`).
+
+    aiormq keeps a future per publish and starts a task per delivery; here deliveries reach
+    their consumer's callback directly and confirms reach the session, which tracks publishes by
+    delivery tag in one ordered dict.  Opening, closing, QoS and consume/cancel stay aiormq's.
     """
 
     def __init__(
         self, connection: aiormq.abc.AbstractConnection, number: int, on_confirm: _Confirm
     ) -> None:
-        super().__init__(connection, number, publisher_confirms=True, frame_buffer=None)
+        super().__init__(connection, number, publisher_confirms=True)
+        self.frames = _InlineFrames(self)
         self.on_confirm = on_confirm
         self.deliveries: dict[str, Callable[[DeliveredMessage], None]] = {}
-
-    async def _on_deliver_frame(self, frame: spec.Basic.Deliver) -> None:
-        header = await self._get_frame()
-        if not isinstance(header, ContentHeader):
-            raise ValueError(f"unexpected frame {header!r} instead of a content header")
-        message = await self._read_content(frame, header)
-        callback = self.deliveries.get(frame.consumer_tag or "")
-        if callback is not None:
-            callback(message)
-
-    async def _on_confirm_frame(
-        self, frame: spec.Basic.Ack | spec.Basic.Nack | spec.Basic.Reject
-    ) -> None:
-        multiple = bool(getattr(frame, "multiple", False))
-        self.on_confirm(frame.delivery_tag or 0, multiple, isinstance(frame, spec.Basic.Ack))
 
     async def consume(
         self, queue: str, callback: Callable[[DeliveredMessage], None], *, no_ack: bool
