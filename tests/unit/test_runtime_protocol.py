@@ -118,7 +118,7 @@ async def test_reannounced_ports_update_the_component(rig: Rig, peer: Peer) -> N
 
 
 async def test_secret_levels(rig_factory: Callable[..., Any]) -> None:
-    rig = await rig_factory(Access({"full-s": Level.FULL, "read-s": Level.READ}, Level.NONE))
+    rig = await rig_factory(access=Access({"full-s": Level.FULL, "read-s": Level.READ}, Level.NONE))
     anonymous, reader, writer = await rig.connect(), await rig.connect(), await rig.connect()
     runtime = await anonymous.request("runtime", "getruntime", reply="runtime")
     assert runtime["payload"]["capabilities"] == []

@@ -5,6 +5,7 @@ receives. Also the check that the reply builder's field table matches the schema
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import functools
 import json
@@ -59,9 +60,13 @@ def validate(message: dict[str, Any]) -> None:
     if (protocol, command) == ("network", "persist"):
         assert message["payload"] == {}
         return
+    validator(protocol, command).validate(message)
+
+
+@functools.cache
+def validator(protocol: str, command: str) -> jsonschema.Draft4Validator:
     root = schemas()
-    schema = {**copy.deepcopy(root[protocol]["output"][command]), **root}
-    jsonschema.Draft4Validator(schema).validate(message)
+    return jsonschema.Draft4Validator({**copy.deepcopy(root[protocol]["output"][command]), **root})
 
 
 def _has_secret(node: Any) -> bool:
@@ -254,54 +259,67 @@ def known_library(root: Path) -> Library:
     return library
 
 
-@pytest.fixture
-async def rig_factory(prefix: str, tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
-    rigs: list[Rig] = []
-
-    async def make(
-        access: Access | None = None,
-        graph: Graph | None = None,
-        graph_file: Path | None = None,
-        auto_save: bool = False,
-    ) -> Rig:
-        url = f"memory://{prefix}{len(rigs)}"
-        library = known_library(tmp_path)
-        coordinator = Coordinator(
-            get_broker(url),
-            library,
-            CoordinatorOptions(broker_url=url, discovery_period=60, wait_timeout=30),
-        )
-        await coordinator.start()
-        runtime = Runtime(
-            coordinator,
-            library,
-            RuntimeOptions(
-                id="rt-test",
-                label="test runtime",
-                access=access or Access(),
-                graph_file=graph_file,
-                auto_save=auto_save,
-                ready_timeout=TIMEOUT,
-            ),
-        )
-        runtime.add_graph(MAIN_GRAPH, graph or Graph())
-        await runtime.start_network(MAIN_GRAPH)
-        http: TestClient[Any, Any] = TestClient(TestServer(make_app(runtime)))
-        await http.start_server()
-        client = get_client(url)
-        await client.connect()
-        rig = Rig(runtime, coordinator, client, http, library)
-        rigs.append(rig)
-        return rig
-
-    yield make
-    for rig in rigs:
+@contextlib.asynccontextmanager
+async def open_rig(
+    url: str,
+    root: Path,
+    access: Access | None = None,
+    graph: Graph | None = None,
+    graph_file: Path | None = None,
+    auto_save: bool = False,
+    ready_timeout: float = TIMEOUT,
+) -> AsyncIterator[Rig]:
+    library = known_library(root)
+    coordinator = Coordinator(
+        get_broker(url),
+        library,
+        CoordinatorOptions(broker_url=url, discovery_period=60, wait_timeout=30),
+    )
+    await coordinator.start()
+    runtime = Runtime(
+        coordinator,
+        library,
+        RuntimeOptions(
+            id="rt-test",
+            label="test runtime",
+            access=access or Access(),
+            graph_file=graph_file,
+            auto_save=auto_save,
+            ready_timeout=ready_timeout,
+        ),
+    )
+    runtime.add_graph(MAIN_GRAPH, graph or Graph())
+    await runtime.start_network(MAIN_GRAPH)
+    http: TestClient[Any, Any] = TestClient(TestServer(make_app(runtime)))
+    await http.start_server()
+    client = get_client(url)
+    await client.connect()
+    rig = Rig(runtime, coordinator, client, http, library)
+    try:
+        yield rig
+    finally:
         for participant in rig.participants:
             await participant.stop()
-        await rig.http.close()
-        await rig.runtime.close()
-        await rig.coordinator.stop()
-        await rig.client.disconnect()
+        await http.close()
+        await runtime.close()
+        await coordinator.stop()
+        await client.disconnect()
+
+
+@pytest.fixture
+async def rig_factory(prefix: str, tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    async with contextlib.AsyncExitStack() as stack:
+        count = 0
+
+        async def make(**options: Any) -> Rig:
+            nonlocal count
+            count += 1
+            rig: Rig = await stack.enter_async_context(
+                open_rig(f"memory://{prefix}{count}", tmp_path, **options)
+            )
+            return rig
+
+        yield make
 
 
 @pytest.fixture
