@@ -87,16 +87,39 @@ def component_dir(root: Path, python: Mapping[str, str], node: tuple[str, ...] =
     return target
 
 
+class LazyVhost:
+    """A RabbitMQ vhost of our own, made on first use and shared by one test module: its
+    ``fbp`` queue sees only these tests, and rabbitmqctl (about a second a call) runs once."""
+
+    def __init__(self) -> None:
+        self._stack = contextlib.ExitStack()
+        self._url: str | None = None
+
+    def url(self) -> str:
+        if self._url is None:
+            require_broker(5672, "RabbitMQ")
+            self._url = url(self._stack.enter_context(private_vhost()))
+        return self._url
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+@pytest.fixture(scope="module")
+def vhost() -> Iterator[LazyVhost]:
+    lazy = LazyVhost()
+    yield lazy
+    lazy.close()
+
+
 @contextlib.contextmanager
-def broker_for(kind: str) -> Iterator[str]:
-    """Mosquitto, or a RabbitMQ vhost of our own (its ``fbp`` queue sees only this test)."""
+def broker_for(kind: str, rabbit: LazyVhost) -> Iterator[str]:
+    """Mosquitto, or the module's own RabbitMQ vhost."""
     if kind == "mqtt":
         require_broker(1883, "Mosquitto")
         yield MOSQUITTO
         return
-    require_broker(5672, "RabbitMQ")
-    with private_vhost() as vhost:
-        yield url(vhost)
+    yield rabbit.url()
 
 
 class Watcher:

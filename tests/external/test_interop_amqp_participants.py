@@ -13,9 +13,11 @@ import pytest
 
 import msgflo
 from msgflo.transport import QueueKind, get_client
+from tests.external import interop_helpers
 from tests.external.interop_helpers import (
     NODE_BIN,
     NODE_COMPONENTS,
+    LazyVhost,
     broker_for,
     next_item,
     node_env,
@@ -24,6 +26,7 @@ from tests.external.interop_helpers import (
 )
 from tests.integration.processes import running
 
+vhost = interop_helpers.vhost
 pytestmark = [pytest.mark.broker, pytest.mark.external]
 
 MESSAGES = 12
@@ -54,14 +57,14 @@ async def node_repeat(url: str, role: str, inqueue: str, outqueue: str) -> Async
 
 @pytest.mark.parametrize("node_first", [True, False], ids=["node-first", "python-first"])
 async def test_node_and_python_participants_share_and_connect_queues(
-    prefix: str, node_first: bool
+    vhost: LazyVhost, prefix: str, node_first: bool
 ) -> None:
     """``n`` (Node) and ``twin`` (ours) consume the same inqueue and publish on the same
     exchange; ``after`` (ours) consumes that exchange's same-named queue and publishes into
     ``m``'s (Node) inqueue exchange; ``m`` publishes where the test reads."""
     require_node()
     n_in, n_out, m_in, m_out = f"{prefix}n.IN", f"{prefix}n.OUT", f"{prefix}m.IN", f"{prefix}m.OUT"
-    with broker_for("amqp") as url:
+    with broker_for("amqp", vhost) as url:
         async with contextlib.AsyncExitStack() as stack:
             client = get_client(url)
             await client.connect()

@@ -11,9 +11,17 @@ from typing import Any
 import pytest
 
 from msgflo.transport import QueueKind, get_client
-from tests.external.interop_helpers import PY_TAG, broker_for, component_dir, use_node_env
+from tests.external import interop_helpers
+from tests.external.interop_helpers import (
+    PY_TAG,
+    LazyVhost,
+    broker_for,
+    component_dir,
+    use_node_env,
+)
 from tests.integration.run_helpers import Sink, run_msgflo
 
+vhost = interop_helpers.vhost
 pytestmark = [pytest.mark.broker]
 
 
@@ -25,7 +33,7 @@ def envelope(payload: Any) -> bytes:
 
 @pytest.mark.parametrize("kind", ["mqtt", "amqp"], ids=["mosquitto", "rabbitmq"])
 async def test_malformed_discovery_is_used_or_warned_about_once_and_network_goes_on(
-    tmp_path: Path, prefix: str, kind: str, monkeypatch: pytest.MonkeyPatch
+    vhost: LazyVhost, tmp_path: Path, prefix: str, kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     use_node_env(monkeypatch)
     a, b, dev = f"{prefix}a", f"{prefix}b", f"{prefix}dev"
@@ -45,7 +53,7 @@ async def test_malformed_discovery_is_used_or_warned_about_once_and_network_goes
         "outports": [{"id": "out", "type": None, "queue": dev_out, "_": None}],
     }
     bad_ports = {"id": f"{prefix}broken-1", "role": f"{prefix}broken", "inports": "in"}
-    with broker_for(kind) as url:
+    with broker_for(kind, vhost) as url:
         async with run_msgflo(tmp_path, "--graph", "graph.fbp", broker=url) as running:
             sink = await Sink.on(url, f"{b}.OUT")
             device = get_client(url)

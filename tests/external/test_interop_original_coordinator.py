@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 
 from msgflo.transport import QueueKind
+from tests.external import interop_helpers
 from tests.external.interop_helpers import (
     NODE_BIN,
     PY_TAG,
+    LazyVhost,
     broker_for,
     component_dir,
     group,
@@ -26,6 +28,7 @@ from tests.external.interop_helpers import (
 )
 from tests.integration.run_helpers import Sink
 
+vhost = interop_helpers.vhost
 pytestmark = [pytest.mark.broker, pytest.mark.external]
 
 LEGACY_REPEAT = (Path(__file__).parents[1] / "fixtures" / "legacy" / "Repeat.py").read_text()
@@ -42,7 +45,7 @@ def project(root: Path, graph: str) -> Path:
 
 @KINDS
 async def test_original_msgflo_discovers_wires_and_feeds_our_participants(
-    tmp_path: Path, prefix: str, kind: str
+    vhost: LazyVhost, tmp_path: Path, prefix: str, kind: str
 ) -> None:
     require_node()
     a, legacy, n, b = (f"{prefix}{x}" for x in ("a", "l", "n", "b"))
@@ -55,7 +58,7 @@ async def test_original_msgflo_discovers_wires_and_feeds_our_participants(
         # yet (msgflo#125); the sink is bound before the original starts.
         f"'hello' -> IN {b}\n",
     )
-    with broker_for(kind) as url:
+    with broker_for(kind, vhost) as url:
         sink = await Sink.on(url, f"{b}.OUT")  # before the IIP can flow
         try:
             argv = [
@@ -75,7 +78,7 @@ async def test_original_msgflo_discovers_wires_and_feeds_our_participants(
 
 @KINDS
 async def test_original_msgflo_setup_starts_and_binds_our_participants(
-    tmp_path: Path, prefix: str, kind: str
+    vhost: LazyVhost, tmp_path: Path, prefix: str, kind: str
 ) -> None:
     """Static mode on RabbitMQ (assumes ``role.PORT`` queues, which ours have by default);
     ``--discover`` on Mosquitto, where the legacy participant's ``role/port`` queues are learnt
@@ -93,7 +96,7 @@ async def test_original_msgflo_setup_starts_and_binds_our_participants(
         mode = ["--timeout", "20", "--participants", "--discover", "--forever"]
     project(tmp_path, graph)
     env = {**node_env(), "MSGFLO_DISCOVERY_PERIOD": "1"}  # --discover subscribes late (#94)
-    with broker_for(kind) as url:
+    with broker_for(kind, vhost) as url:
         sink = await Sink.on(url, f"{b}.OUT")
         try:
             argv = [

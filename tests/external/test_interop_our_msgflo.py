@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from msgflo.transport import QueueKind
+from tests.external import interop_helpers
 from tests.external.interop_helpers import (
     PY_TAG,
+    LazyVhost,
     broker_for,
     component_dir,
     require_node,
@@ -29,12 +31,13 @@ outports:
     type: boolean
 """
 
+vhost = interop_helpers.vhost
 pytestmark = [pytest.mark.broker, pytest.mark.external]
 
 
 @pytest.mark.parametrize("kind", ["mqtt", "amqp"], ids=["mosquitto", "rabbitmq"])
 async def test_data_flows_through_python_and_node_participants(
-    tmp_path: Path, prefix: str, kind: str, monkeypatch: pytest.MonkeyPatch
+    vhost: LazyVhost, tmp_path: Path, prefix: str, kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     require_node()
     use_node_env(monkeypatch)
@@ -43,9 +46,9 @@ async def test_data_flows_through_python_and_node_participants(
     (tmp_path / "graph.fbp").write_text(
         f"'hello' -> IN {a}(PyTag) OUT -> IN {n}(NodeRepeat) OUT -> IN {b}(PyTag)\n"
     )
-    with broker_for(kind) as url:
+    with broker_for(kind, vhost) as url:
+        sink = await Sink.on(url, f"{b}.OUT")  # bound before the IIP can flow
         async with run_msgflo(tmp_path, "--graph", "graph.fbp", broker=url) as running:
-            sink = await Sink.on(url, f"{b}.OUT")
             try:
                 await running.wait_line(r"^msgflo ready: graph\.fbp with 3 nodes")
                 await running.wait_line(rf"{n}: participant {n}-\S+ \(NodeRepeat\) discovered")
@@ -60,7 +63,7 @@ async def test_data_flows_through_python_and_node_participants(
 
 @pytest.mark.parametrize("kind", ["mqtt", "amqp"], ids=["mosquitto", "rabbitmq"])
 async def test_foreign_yml_component_is_announced_by_msgflo_register_and_wired(
-    tmp_path: Path, prefix: str, kind: str, monkeypatch: pytest.MonkeyPatch
+    vhost: LazyVhost, tmp_path: Path, prefix: str, kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A ``.yml`` file in the component directory: the default handler runs
     ``msgflo-register --role #ROLE:#FILENAME``, and the device's own topic is wired."""
@@ -69,7 +72,7 @@ async def test_foreign_yml_component_is_announced_by_msgflo_register_and_wired(
     directory = component_dir(tmp_path, {"PyTag": PY_TAG})
     (directory / "Switch.yml").write_text(SWITCH)
     (tmp_path / "graph.fbp").write_text(f"{switch}(Switch) STATE -> IN {b}(PyTag)\n")
-    with broker_for(kind) as url:
+    with broker_for(kind, vhost) as url:
         async with run_msgflo(tmp_path, "--graph", "graph.fbp", broker=url) as running:
             sink = await Sink.on(url, f"{b}.OUT")
             try:
