@@ -211,6 +211,7 @@ class MqttClient(Client):
         client: paho.Client = session._client
         client.connect_timeout = timeout
         client.on_message = self._on_message
+        client.on_disconnect = self._fail_fast(session, client.on_disconnect)
         client.disable_logger()  # its per-packet debug calls cost more than decoding a message
         # paho builds two objects per publish for this callback; flush() polls instead.
         client.on_publish = None
@@ -224,6 +225,21 @@ class MqttClient(Client):
             raise
         self._read_in_batches(session)
         self._session, self._paho = session, client
+
+    @staticmethod
+    def _fail_fast(session: aiomqtt.Client, on_disconnect: Any) -> Any:
+        """aiomqtt ignores a connection that closes before CONNACK and waits for its timeout
+        (a broker that is still starting, a proxy that refuses): fail the attempt at once so
+        the backoff, not the timeout, decides when to try again."""
+
+        def wrapped(*args: Any) -> None:
+            if not session._connected.done():
+                session._connected.set_exception(
+                    aiomqtt.MqttError("the connection closed before the broker answered")
+                )
+            on_disconnect(*args)
+
+        return wrapped
 
     def _read_in_batches(self, session: aiomqtt.Client) -> None:
         """Replace aiomqtt's socket reader by one that reads every packet already buffered.
