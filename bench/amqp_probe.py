@@ -25,7 +25,9 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import aiormq
 import orjson
@@ -92,8 +94,9 @@ def cpu_seconds(pid: int) -> float | None:
 
 
 class Probe:
-    def __init__(self, url: str, prefetch: int | None) -> None:
+    def __init__(self, url: str, prefetch: int | None, loop: str = "asyncio") -> None:
         self.url = url
+        self.loop = loop
         self.role = f"msgflo-probe-{uuid.uuid4().hex[:8]}"
         self.inqueue = f"{self.role}.IN"
         self.outexchange = f"{self.role}.OUT"
@@ -144,6 +147,8 @@ class Probe:
             self.role,
             "--url",
             self.relay_url,
+            "--loop",
+            self.loop,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env={**os.environ, "MSGFLO_DISCOVERY_PERIOD": "3600"},
@@ -266,14 +271,30 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per latency rate")
     parser.add_argument("--prefetch", type=int, help="the relay's ?prefetch= (default: ours)")
+    parser.add_argument(
+        "--loop",
+        choices=["auto", "asyncio", "uvloop"],
+        default="auto",
+        help="the relay's event loop (auto: uvloop where installed, as msgflo.run does)",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--relay", metavar="ROLE", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.relay:
-        asyncio.run(run_relay(args.url, args.relay))
+        run: Callable[[Coroutine[Any, Any, None]], None] = asyncio.run
+        if args.loop != "asyncio":
+            try:
+                import uvloop
+            except ImportError:
+                if args.loop == "uvloop":
+                    raise SystemExit("amqp_probe: uvloop is not installed") from None
+            else:
+                run = uvloop.run
+        run(run_relay(args.url, args.relay))
         return
     rates = [int(r) for r in args.rates.split(",") if r.strip()]
-    result = asyncio.run(Probe(args.url, args.prefetch).run(args.messages, rates, args.duration))
+    probe = Probe(args.url, args.prefetch, args.loop)
+    result = asyncio.run(probe.run(args.messages, rates, args.duration))
     print(orjson.dumps(asdict(result)).decode() if args.json else report(result))
 
 
