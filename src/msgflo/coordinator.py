@@ -914,7 +914,13 @@ class Coordinator:
             await unbind(self.broker, binding)
             return
         live = [(i, p) for i, p in self._consumers_of(binding.tgt) if i in attached]
-        await self._ask_all("detach", binding, live)
+        staying = [t for t in live if self.registry.instances[t[0]].role in self.nodes]
+        leaving = [t for t in live if t not in staying]
+        if leaving:
+            # Their node left the graph (and is being stopped if we started it): they may never
+            # answer, and nothing waits for them while the graph changes.
+            self._spawn(self._ask_all("detach", binding, leaving))
+        await self._ask_all("detach", binding, staying)
 
     def _may_attach(self, binding: Binding) -> bool:
         return (

@@ -19,9 +19,14 @@ from typing import Any
 import click
 
 from msgflo.participant import Participant
-from msgflo.transport import Address, TransportError, broker_url_from_env, get_client
+from msgflo.transport import Address, Client, TransportError, broker_url_from_env, get_client
 
 DEFAULT_BROKER = "amqp://localhost"
+SHUTDOWN_GRACE = 5.0
+"""Seconds a stopping participant may spend finishing and confirming before it exits anyway
+(``MSGFLO_SHUTDOWN_GRACE`` overrides it)."""
+
+log = logging.getLogger(__name__)
 """What every original library falls back to when no broker is configured."""
 
 
@@ -74,12 +79,22 @@ async def serve(
             print(ready_line(participant, shown), flush=True)
         await stop.wait()
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a second signal ends the process at once
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
-        for participant in participants:
-            await participant.stop()
-        await client.disconnect()
+        grace = float(os.environ.get("MSGFLO_SHUTDOWN_GRACE") or SHUTDOWN_GRACE)
+        try:
+            await asyncio.wait_for(_shutdown(participants, client), grace)
+        except TimeoutError:
+            log.warning("not stopped cleanly within %g s (is the broker reachable?)", grace)
+
+
+async def _shutdown(participants: Sequence[Participant], client: Client) -> None:
+    """Finish the messages in hand and confirm what was sent; bounded by the caller, because
+    a broker that is away would make both wait for a reconnection."""
+    for participant in participants:
+        await participant.stop()
+    await client.disconnect()
 
 
 def _event_loop_runner() -> Callable[..., Any]:
