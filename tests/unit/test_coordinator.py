@@ -468,3 +468,34 @@ async def test_children_are_stopped_with_the_coordinator(prefix: str, tmp_path: 
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+async def test_tap_sees_what_an_outport_sends_from_the_moment_it_is_known(net: Net) -> None:
+    seen: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def keep(ref: PortRef, data: Any) -> None:
+        seen.put_nowait((ref, data))
+
+    await net.coordinator.tap(PortRef("second", "out"), keep)  # before "second" exists
+    await net.coordinator.load_graph(pipeline_graph())
+    await net.run(Upper, "first")
+    await net.run(Upper, "second")
+    assert await get(seen) == (PortRef("second", "out"), "HELLO")
+
+    await net.coordinator.untap(PortRef("second", "out"), keep)
+    out = await net.sink("second.OUT")
+    await net.coordinator.send(PortRef("first", "in"), "more")
+    assert await get(out) == "MORE"
+    assert seen.empty(), "nothing reaches a removed tap"
+
+
+async def test_send_needs_a_known_participant_and_port(net: Net) -> None:
+    with pytest.raises(CoordinatorError, match="nobody has not announced itself yet"):
+        await net.coordinator.send(PortRef("nobody", "in"), 1)
+    await net.run(Upper, "first")
+    await net.events.wait(lambda: bool(net.events.of(EventKind.PARTICIPANT_ADDED)), "first")
+    with pytest.raises(CoordinatorError, match="cannot send to"):
+        await net.coordinator.send(PortRef("first", "nope"), 1)
+    out = await net.sink("first.OUT")
+    await net.coordinator.send(PortRef("first", "in"), "direct")
+    assert await get(out) == "DIRECT"
