@@ -18,10 +18,11 @@ import contextlib
 import inspect
 import logging
 import os
+import queue
 import secrets
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar, cast
 
 from msgflo.control import ControlServer, share_group
@@ -117,6 +118,127 @@ class _Done:
 
 _DONE = _Done()
 
+_SEND, _ACK, _NACK, _FAILED, _FINISHED = range(5)
+_Op = tuple[int, Any, Any]
+"""What the legacy thread asks of the event loop: ``(kind, a, b)``, plain data, no coroutine."""
+
+
+class _LegacyWorker:
+    """Runs a synchronous ``process`` on one thread, in arrival order.
+
+    A thread hop costs far more than the work of a relay, so nothing crosses per call: messages
+    reach the thread through a ``SimpleQueue`` it drains without waking anyone, and the thread's
+    sends, acks and nacks go back as tuples in one list, where only the first of a batch wakes
+    the loop.  One drain task runs them in the order they were made, so an ack is handed to the
+    transport only after the sends that preceded it (at-least-once on AMQP), and the loop stays
+    free for heartbeats and acks while user code blocks.
+    """
+
+    def __init__(self, participant: Participant, loop: asyncio.AbstractEventLoop) -> None:
+        self._participant = participant
+        self._loop = loop
+        self._inbox: queue.SimpleQueue[tuple[str, Message] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._handback: list[_Op] = []
+        self._scheduled = False
+        self._ops: deque[_Op] = deque()
+        self._wake: asyncio.Future[None] | None = None
+        self._idle = asyncio.Event()
+        self._unfinished = 0
+        self._room: asyncio.Future[None] | None = None
+        self._thread = threading.Thread(
+            target=self._run, name=f"msgflo-{participant.role}", daemon=True
+        )
+        self._thread.start()
+        self._drainer = loop.create_task(self._drain())
+
+    def submit(self, port: str, msg: Message) -> Awaitable[None]:
+        """Queue a message for the thread; waits only while ``LEGACY_INFLIGHT`` are unfinished."""
+        if self._unfinished >= LEGACY_INFLIGHT:
+            return self._submit_later(port, msg)
+        self._unfinished += 1
+        self._inbox.put((port, msg))
+        return _DONE
+
+    async def _submit_later(self, port: str, msg: Message) -> None:
+        while self._unfinished >= LEGACY_INFLIGHT:
+            self._room = self._loop.create_future()
+            await self._room
+        self._unfinished += 1
+        self._inbox.put((port, msg))
+
+    def _run(self) -> None:
+        process = cast(Callable[[str, Message], None], self._participant.process)
+        inbox, hand_back = self._inbox, self.hand_back
+        while (item := inbox.get()) is not None:
+            port, msg = item
+            try:
+                process(port, msg)
+            except Exception as exc:
+                hand_back((_FAILED, msg, exc))
+            hand_back((_FINISHED, None, None))
+
+    def hand_back(self, op: _Op) -> None:
+        """Called from any thread but the loop's."""
+        with self._lock:
+            self._handback.append(op)
+            if self._scheduled:
+                return
+            self._scheduled = True
+        self._loop.call_soon_threadsafe(self._take)
+
+    def _take(self) -> None:
+        with self._lock:
+            batch, self._handback = self._handback, []
+            self._scheduled = False
+        if not batch:
+            return
+        self._ops.extend(batch)
+        self._idle.clear()
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+
+    async def _drain(self) -> None:
+        participant, ops = self._participant, self._ops
+        while True:
+            while ops:
+                kind, a, b = ops.popleft()
+                try:
+                    if kind == _SEND:
+                        await participant._send(a, b)
+                    elif kind == _ACK:
+                        await participant._settle(a, ack=True)
+                    elif kind == _NACK:
+                        await participant._settle(a, ack=False)
+                    elif kind == _FAILED:
+                        await participant._failed(a.port, a, b)
+                    else:
+                        self._finished()
+                except Exception as exc:
+                    log.error("%s: %s", participant.role, exc)
+            self._idle.set()
+            self._wake = self._loop.create_future()
+            await self._wake
+            self._wake = None
+
+    def _finished(self) -> None:
+        self._unfinished -= 1
+        room = self._room
+        if room is not None and not room.done():
+            room.set_result(None)
+
+    async def stop(self) -> None:
+        """Let the thread finish what it was given, carry out what it asked, then end."""
+        self._inbox.put(None)
+        await self._loop.run_in_executor(None, self._thread.join)
+        self._take()
+        await self._idle.wait()
+        self._drainer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._drainer
+
+
 P = TypeVar("P", bound="Participant")
 
 
@@ -156,10 +278,7 @@ class Participant:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._heartbeat: asyncio.Task[None] | None = None
-        self._executor: ThreadPoolExecutor | None = None
-        self._inflight: asyncio.Semaphore | None = None
-        self._outbox: asyncio.Queue[Coroutine[Any, Any, None]] | None = None
-        self._drainer: asyncio.Task[None] | None = None
+        self._worker: _LegacyWorker | None = None
         self._outqueues: dict[str, str] = {}
         self._sync_process = not inspect.iscoroutinefunction(type(self).process)
         self._handlers: dict[str, Callable[[Message], Awaitable[None]]] = {}
@@ -206,19 +325,19 @@ class Participant:
         thread it is queued to the event loop in order and returns at once."""
         if self._on_loop_thread():
             return self._send(outport, data)
-        self._from_thread(self._send(outport, data))
+        self._from_thread((_SEND, outport, data))
         return _DONE
 
     def ack(self, msg: Message) -> Awaitable[None]:
         if self._on_loop_thread():
             return self._settle(msg, ack=True)
-        self._from_thread(self._settle(msg, ack=True))
+        self._from_thread((_ACK, msg, None))
         return _DONE
 
     def nack(self, msg: Message) -> Awaitable[None]:
         if self._on_loop_thread():
             return self._settle(msg, ack=False)
-        self._from_thread(self._settle(msg, ack=False))
+        self._from_thread((_NACK, msg, None))
         return _DONE
 
     async def _send(self, outport: str, data: Any) -> None:
@@ -243,21 +362,12 @@ class Participant:
     def _on_loop_thread(self) -> bool:
         return self._loop_thread is None or threading.get_ident() == self._loop_thread
 
-    def _from_thread(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Queue work of the legacy thread to the loop; one queue keeps send-then-ack in order."""
-        assert self._loop is not None and self._outbox is not None
-        self._loop.call_soon_threadsafe(self._outbox.put_nowait, coro)
-
-    async def _drain_outbox(self) -> None:
-        assert self._outbox is not None
-        while True:
-            coro = await self._outbox.get()
-            try:
-                await coro
-            except Exception as exc:
-                log.error("%s: %s", self.role, exc)
-            finally:
-                self._outbox.task_done()
+    def _from_thread(self, op: _Op) -> None:
+        if self._worker is None:
+            raise RuntimeError(
+                f"{self.role}: send/ack from another thread needs a plain def process"
+            )
+        self._worker.hand_back(op)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -268,10 +378,7 @@ class Participant:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         if self._sync_process:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"msgflo-{self.role}")
-            self._inflight = asyncio.Semaphore(LEGACY_INFLIGHT)
-            self._outbox = asyncio.Queue()
-            self._drainer = asyncio.get_running_loop().create_task(self._drain_outbox())
+            self._worker = _LegacyWorker(self, self._loop)
         for port in self.definition["outports"]:
             await client.create_queue(
                 QueueKind.OUT, port["queue"], persistent=port.get("persistent", True)
@@ -332,17 +439,14 @@ class Participant:
                 await client.detach(source)
             if self._control is not None:
                 await self._control.stop()
-        if self._executor is not None:
-            executor, self._executor = self._executor, None
-            await asyncio.get_running_loop().run_in_executor(None, executor.shutdown)
-        if self._outbox is not None:
-            await self._outbox.join()
-        for task in (self._heartbeat, self._drainer):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._heartbeat = self._drainer = None
+        if self._worker is not None:
+            await self._worker.stop()  # its thread may still send: keep it reachable until then
+            self._worker = None
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+            self._heartbeat = None
         if client is not None:
             await client.flush()
         self.client = None
@@ -351,14 +455,12 @@ class Participant:
 
     def _make_handler(self, port: str) -> Callable[[Message], Awaitable[None]]:
         if self._sync_process:
+            worker = self._worker
+            assert worker is not None
 
-            async def legacy(msg: Message) -> None:
+            def legacy(msg: Message) -> Awaitable[None]:
                 msg.port = port
-                assert self._inflight is not None and self._executor is not None
-                await self._inflight.acquire()
-                loop = asyncio.get_running_loop()
-                future = loop.run_in_executor(self._executor, self._run_legacy, port, msg)
-                future.add_done_callback(lambda _: self._inflight.release())  # type: ignore[union-attr]
+                return worker.submit(port, msg)
 
             return legacy
 
@@ -372,12 +474,6 @@ class Participant:
                 await self._settle(msg, ack=True)
 
         return modern
-
-    def _run_legacy(self, port: str, msg: Message) -> None:
-        try:
-            cast(Callable[[str, Message], None], self.process)(port, msg)
-        except Exception as exc:
-            self._from_thread(self._failed(port, msg, exc))
 
     async def _failed(self, port: str, msg: Message, exc: Exception) -> None:
         """A failing ``process`` costs one message, never the participant."""
