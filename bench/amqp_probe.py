@@ -43,9 +43,11 @@ READY = "relay ready"
 class Result:
     messages: int
     throughput: float
-    """Messages per second through the relay, inport queue to output queue."""
+    """Messages per second through the relay, inport queue to output queue (median of runs)."""
     relay_cpu_us: float | None
-    """Relay CPU time (user + system) per message, in microseconds."""
+    """Relay CPU time (user + system) per message, in microseconds (median of runs)."""
+    runs: list[float] = field(default_factory=list)
+    """Throughput of each repetition: on a shared machine the spread says how far to trust it."""
     latency: dict[int, dict[str, float]] = field(default_factory=dict)
     """Per offered rate: p50 and p99 end-to-end latency in milliseconds, and messages lost."""
 
@@ -159,12 +161,13 @@ class Probe:
             raise SystemExit(f"amqp_probe: the relay did not start (said {line!r})")
 
     async def stop_relay(self) -> None:
-        if self.relay is None:
+        relay, self.relay = self.relay, None
+        if relay is None:
             return
-        assert self.relay.stdin is not None
-        self.relay.stdin.close()
+        assert relay.stdin is not None
+        relay.stdin.close()
         async with asyncio.timeout(30):
-            await self.relay.wait()
+            await relay.wait()
 
     async def wait_count(self, ch: aiormq.abc.AbstractChannel, queue: str, count: int) -> None:
         while True:
@@ -180,7 +183,8 @@ class Probe:
         await ch.close()
 
     async def throughput(self, count: int) -> tuple[float, float | None]:
-        """Fill first, then start the relay and sample the sink queue until it holds them all."""
+        """Fill first, then start a relay and sample the sink queue until it holds them all."""
+        await self.stop_relay()
         await self.fill(count)
         await self.start_relay()
         assert self.relay is not None
@@ -238,11 +242,17 @@ class Probe:
             "lost": total - len(latencies),
         }
 
-    async def run(self, messages: int, rates: list[int], duration: float) -> Result:
+    async def run(self, messages: int, rates: list[int], duration: float, repeat: int) -> Result:
         try:
             await self.declare()
-            rate, cpu = await self.throughput(messages)
-            result = Result(messages, rate, cpu)
+            runs = [await self.throughput(messages) for _ in range(repeat)]
+            cpus = [cpu for _, cpu in runs if cpu is not None]
+            result = Result(
+                messages,
+                statistics.median(rate for rate, _ in runs),
+                statistics.median(cpus) if cpus else None,
+                [rate for rate, _ in runs],
+            )
             for offered in rates:
                 result.latency[offered] = await self.latency(offered, duration)
             return result
@@ -253,7 +263,12 @@ class Probe:
 
 def report(result: Result) -> str:
     cpu = f", relay CPU {result.relay_cpu_us:.0f} us/msg" if result.relay_cpu_us else ""
-    lines = [f"throughput: {result.throughput:,.0f} msg/s ({result.messages:,} messages{cpu})"]
+    spread = ""
+    if len(result.runs) > 1:
+        spread = f", median of {len(result.runs)}: {min(result.runs):,.0f}-{max(result.runs):,.0f}"
+    lines = [
+        f"throughput: {result.throughput:,.0f} msg/s ({result.messages:,} messages{cpu}{spread})"
+    ]
     for rate, stats in result.latency.items():
         lines.append(
             f"latency at {rate:,} msg/s: p50 {stats['p50_ms']:.2f} ms, "
@@ -265,11 +280,12 @@ def report(result: Result) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default=os.environ.get("MSGFLO_BROKER", DEFAULT_URL))
-    parser.add_argument("--messages", type=int, default=30_000)
+    parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument(
-        "--rates", default="1000,5000", help="comma-separated offered rates for latency"
+        "--rates", default="1000,2000,5000", help="comma-separated offered rates for latency"
     )
-    parser.add_argument("--duration", type=float, default=3.0, help="seconds per latency rate")
+    parser.add_argument("--duration", type=float, default=2.0, help="seconds per latency rate")
+    parser.add_argument("--repeat", type=int, default=3, help="throughput repetitions (median)")
     parser.add_argument("--prefetch", type=int, help="the relay's ?prefetch= (default: ours)")
     parser.add_argument(
         "--loop",
@@ -294,8 +310,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     rates = [int(r) for r in args.rates.split(",") if r.strip()]
     probe = Probe(args.url, args.prefetch, args.loop)
-    result = asyncio.run(probe.run(args.messages, rates, args.duration))
-    print(orjson.dumps(asdict(result)).decode() if args.json else report(result))
+    result = asyncio.run(probe.run(args.messages, rates, args.duration, max(1, args.repeat)))
+    text = orjson.dumps(asdict(result), option=orjson.OPT_NON_STR_KEYS).decode()
+    print(text if args.json else report(result))
 
 
 if __name__ == "__main__":
