@@ -7,10 +7,19 @@ is selectable with ``?qos=``), ack/nack are no-ops on the wire, discovery goes t
 URL: ``mqtt[s]://user:pass@host:port?qos=1&clientId=X&keepalive=60&shared=1&group=msgflo``
 (``mqtts`` defaults to port 8883 and reads ``ca_certs``, ``certfile``, ``keyfile``).
 
-aiomqtt owns the connection (socket registration with the event loop, CONNACK, SUBACK,
-keepalive).  The per-message paths go to its paho client directly because aiomqtt's own would
-cost a task per received message and a round trip per publish; that is what lets a relay keep
-up with a bare paho relay.  aiomqtt does not reconnect: :class:`MqttClient` runs that loop.
+aiomqtt owns the connection (CONNACK, SUBACK, keepalive).  The per-message paths bypass it and
+most of paho, because paho costs about three ``recv`` calls, a callback-matcher pass and a lock
+per received message and one ``send`` plus a writer (un)registration per publish, which was
+half of a relay's CPU:
+
+- the socket is read in chunks of :data:`READ_SIZE`; QoS 0 PUBLISH packets (MQTT 3.1.1) are
+  cut out of the buffer and handed to their route here, and every other packet (CONNACK,
+  SUBACK, PINGRESP, QoS 1/2 publishes...) is fed, whole, to paho, which reads it from the same
+  buffer, so paho's state machine still sees everything it needs;
+- QoS 0 publishes of one event-loop turn are encoded here and handed to paho's writer as one
+  packet: one ``send`` per turn.
+
+aiomqtt does not reconnect: :class:`MqttClient` runs that loop.
 
 Competing consumers: :meth:`MqttClient.subscribe_to_queue` uses a shared subscription
 ``$share/<group>/<topic>`` so that clients consuming one queue split its messages as AMQP
@@ -27,6 +36,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
@@ -58,9 +68,20 @@ OUTBOX_LIMIT = 10_000
 """Sends kept while the connection is down; further sends wait for the reconnection."""
 
 FLUSH_POLL = 0.005
-READ_BATCH = 256
+READ_SIZE = 65536
+_PUBLISH_QOS0 = 0x30
 
 BodyHandler = Callable[[str, bytes], Awaitable[None]]
+
+
+def _remaining_length(size: int) -> bytes:
+    """MQTT's variable-length integer."""
+    out = bytearray()
+    while True:
+        size, digit = size >> 7, size & 0x7F
+        out.append(digit | 0x80 if size else digit)
+        if not size:
+            return bytes(out)
 
 
 def _cause(exc: BaseException) -> str:
@@ -162,7 +183,10 @@ class MqttClient(Client):
         self._offline = asyncio.Event()
         self._outbox: deque[tuple[str, bytes, int]] = deque()
         self._last_sent: paho.MQTTMessageInfo | None = None
-        self._received = 0
+        self._fast = True
+        self._pending: list[tuple[str, bytes]] = []
+        self._write_scheduled = False
+        self._topic_headers: dict[str, bytes] = {}
 
     # connection -------------------------------------------------------------------------
 
@@ -223,7 +247,8 @@ class MqttClient(Client):
         except BaseException:
             self._abandon(session)
             raise
-        self._read_in_batches(session)
+        self._fast = client._protocol != paho.MQTTv5  # v5 publishes carry properties
+        self._read_in_chunks(session)
         self._session, self._paho = session, client
 
     @staticmethod
@@ -241,32 +266,93 @@ class MqttClient(Client):
 
         return wrapped
 
-    def _read_in_batches(self, session: aiomqtt.Client) -> None:
-        """Replace aiomqtt's socket reader by one that reads every packet already buffered.
+    def _read_in_chunks(self, session: aiomqtt.Client) -> None:
+        """Replace aiomqtt's socket reader by one that reads chunks and parses them here.
 
-        paho reads one packet per call, so aiomqtt's reader costs one event-loop iteration per
-        message; draining what is there lets a consumer handle a burst in one wake-up.
+        paho reads a packet in three or more ``recv`` calls and aiomqtt reads one packet per
+        event-loop iteration; one ``recv`` per chunk lets a consumer take a burst in one wake-up.
+        paho's own ``recv`` is pointed at our buffer so that it reads the packets we leave to it.
         """
         client: paho.Client = session._client
         sock = client.socket()
         if sock is None:
             return
         loop = asyncio.get_running_loop()
+        buf = bytearray()
+        real_recv = client._sock_recv
+
+        def recv(size: int) -> bytes:
+            if not buf:  # only when an end of stream or an error is passed on to paho
+                return real_recv(size)
+            chunk = bytes(buf[:size])
+            del buf[:size]
+            return chunk
+
+        client._sock_recv = recv  # type: ignore[method-assign,assignment]
 
         def readable() -> None:
             try:
-                for _ in range(READ_BATCH):
-                    before = self._received
-                    if client.loop_read() != paho.MQTT_ERR_SUCCESS or before == self._received:
-                        pending = getattr(client.socket(), "pending", None)
-                        if not (pending and pending()):
-                            break
+                if client._in_packet["command"]:  # begun before we took over: paho ends it
+                    client.loop_read()
+                    if client._in_packet["command"]:
+                        return
+                while True:
+                    try:
+                        chunk = real_recv(READ_SIZE)
+                    except BlockingIOError:
+                        break
+                    except OSError:
+                        chunk = b""
+                    if not chunk:  # paho meets the same end or error and reports the loss
+                        client.loop_read()
+                        return
+                    buf.extend(chunk)
+                    pending = getattr(sock, "pending", None)  # TLS keeps decrypted bytes
+                    if len(chunk) < READ_SIZE and not (pending and pending()):
+                        break
+                self._take_packets(client, buf)
             except Exception as exc:
                 if not session._disconnected.done():
                     session._disconnected.set_exception(exc)
 
         loop.remove_reader(sock.fileno())
         loop.add_reader(sock.fileno(), readable)
+
+    def _take_packets(self, client: paho.Client, buf: bytearray) -> None:
+        """Deliver the QoS 0 publishes at the front of ``buf``; hand anything else to paho."""
+        routes, fast = self._routes, self._fast
+        pos, end_of_data = 0, len(buf)
+        while end_of_data - pos >= 2:
+            first = buf[pos]
+            length, shift, i, whole = 0, 0, pos + 1, False
+            while i < end_of_data and shift < 28:
+                byte = buf[i]
+                length |= (byte & 0x7F) << shift
+                shift += 7
+                i += 1
+                if not byte & 0x80:
+                    whole = True
+                    break
+            if not whole and shift < 28:
+                break  # the length itself has not all arrived
+            end = i + length
+            if whole and end > end_of_data:
+                break
+            if whole and fast and first & 0xF6 == _PUBLISH_QOS0 and length >= 2:
+                body_at = i + 2 + ((buf[i] << 8) | buf[i + 1])
+                route = routes.get(buf[i + 2 : body_at].decode("utf-8", "replace"))
+                if route is not None:
+                    route.push(bytes(buf[body_at:end]))
+                pos = end
+                continue
+            del buf[:pos]
+            client.loop_read()  # reads exactly this packet (or a malformed length) via recv()
+            pos, end_of_data = 0, len(buf)
+            if client.socket() is None:
+                buf.clear()
+                return
+        del buf[:pos]
+        client._last_bytes_received = time.monotonic()
 
     @staticmethod
     def _abandon(session: aiomqtt.Client) -> None:
@@ -350,7 +436,6 @@ class MqttClient(Client):
     # paho callbacks (run inside the event loop, from aiomqtt's socket reader/writer) -------
 
     def _on_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
-        self._received += 1
         route = self._routes.get(msg.topic)
         if route is not None:
             route.push(bytes(msg.payload))
@@ -361,11 +446,53 @@ class MqttClient(Client):
         client = self._paho
         if client is None or not client.is_connected():
             return False
+        if qos == 0 and self._fast:
+            self._pending.append((topic, body))
+            if not self._write_scheduled:
+                self._write_scheduled = True
+                asyncio.get_running_loop().call_soon(self._write_pending)
+            return True
+        self._write_pending()  # keeps the order of everything sent
         info = client.publish(topic, body, qos)
         if info.rc != paho.MQTT_ERR_SUCCESS:
             return False
         self._last_sent = info
         return True
+
+    def _write_pending(self) -> None:
+        """Hand this turn's QoS 0 publishes to paho's writer as one packet (one ``send``)."""
+        self._write_scheduled = False
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        client = self._paho
+        if client is None or not client.is_connected():
+            self._outbox.extendleft((topic, body, 0) for topic, body in reversed(pending))
+            return
+        headers, parts = self._topic_headers, list[bytes]()
+        for topic, body in pending:
+            header = headers.get(topic)
+            if header is None:
+                encoded = topic.encode()
+                header = headers[topic] = len(encoded).to_bytes(2, "big") + encoded
+            parts += (b"\x30", _remaining_length(len(header) + len(body)), header, body)
+        data = b"".join(parts)
+        info = paho.MQTTMessageInfo(0)
+        client._out_packet.append(
+            {
+                "command": paho.PUBLISH,
+                "mid": 0,
+                "qos": 0,
+                "pos": 0,
+                "to_process": len(data),
+                "packet": data,
+                "info": info,
+            }
+        )
+        client._last_msg_out = time.monotonic()
+        client.loop_write()
+        self._last_sent = info
 
     async def _send(self, topic: str, body: bytes, qos: int) -> None:
         """Publish now, or keep it (in order) until the connection is back."""
@@ -390,6 +517,7 @@ class MqttClient(Client):
 
         The broker acknowledges in publish order, so the last send stands for all of them.
         """
+        self._write_pending()
         while not self._closed:
             await self._online.wait()
             sent = self._last_sent
