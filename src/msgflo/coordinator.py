@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import enum
 import json
 import logging
 import os
 import shlex
 import signal
+import sys
 import tempfile
 import time
 from collections import deque
@@ -65,6 +67,9 @@ GONE_AFTER_PERIODS = 3
 """A participant silent for this many discovery periods is marked gone."""
 
 STATE_FILE = "participants.json"
+
+
+PR_SET_PDEATHSIG = 1
 
 
 class CoordinatorError(Exception):
@@ -298,6 +303,14 @@ class SupervisorOptions:
     output_lines: int = 20
 
 
+def _die_with_parent() -> None:
+    """Runs in the child before exec: if the coordinator dies without stopping it (SIGKILL, a
+    crash), the kernel sends it SIGTERM, so no participant is left orphaned (Linux only)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class Child:
     """One participant process: started, watched, restarted with backoff, stopped with its group."""
 
@@ -367,7 +380,14 @@ class Child:
 
     async def _run_once(self) -> str:
         """Run the command until it exits; returns how it ended, for messages."""
-        env = {**os.environ, "MSGFLO_BROKER": self.options.broker_url, "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "MSGFLO_BROKER": self.options.broker_url,
+            "PYTHONUNBUFFERED": "1",
+            # The library's commands (msgflo-python, msgflo-script...) are installed beside the
+            # interpreter running us: found even when that virtualenv is not activated.
+            "PATH": os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", ""))),
+        }
         self.ready.clear()
         async with self.gate:
             try:
@@ -378,6 +398,7 @@ class Child:
                     stderr=asyncio.subprocess.PIPE,
                     env=env,
                     start_new_session=True,
+                    preexec_fn=_die_with_parent,
                 )
             except OSError as exc:
                 self.output.append(str(exc))

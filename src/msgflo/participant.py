@@ -371,8 +371,9 @@ class Participant:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    async def start(self, client: Client) -> None:
-        """Declare ports, consume inports, announce, and keep announcing."""
+    async def start(self, client: Client, *, announce: bool = True) -> None:
+        """Declare ports, consume inports, announce (unless ``announce`` is false: the caller
+        announces after printing its ready line), and keep announcing."""
         if not self.role:
             raise ValueError(f"{type(self).__name__}: no role given")
         self._loop = asyncio.get_running_loop()
@@ -396,7 +397,8 @@ class Participant:
             self._control = ControlServer(client, self.id, self._attach, self._detach)
             await self._control.start()
         client.on_reconnect(self.announce)
-        await self.announce()
+        if announce:
+            await self.announce()
         period = discovery_period() / HEARTBEAT_DIVISOR
         self._heartbeat = asyncio.get_running_loop().create_task(self._beat(period))
 

@@ -70,13 +70,17 @@ async def serve(
             loop.add_signal_handler(sig, stop.set)
     try:
         for participant in participants:
-            await participant.start(client)
+            await participant.start(client, announce=False)
         for participant in participants:
             for port, data in (iips or {}).items():
                 await participant.deliver(port, data)
         shown = Address.parse(broker).redacted()
         for participant in participants:
             print(ready_line(participant, shown), flush=True)
+        # Announced only now: a harness that waits for the ready line and then for discovery
+        # (the original's heterogenous spec) must not see the announcement first.
+        for participant in participants:
+            await participant.announce()
         await stop.wait()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):  # a second signal ends the process at once
