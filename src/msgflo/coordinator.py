@@ -537,6 +537,7 @@ class Coordinator:
         self._taps: dict[PortRef, list[TapHandler]] = {}
         self._tapped: dict[PortRef, tuple[Binding, DataHandler]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._retiring: set[asyncio.Task[None]] = set()
         self._gate = asyncio.Semaphore(self.options.concurrency)
         self._last_save = 0.0
         self._rewired = asyncio.Condition()
@@ -579,10 +580,18 @@ class Coordinator:
             await self.broker.subscribe_participant_change(self._on_discovery)
         self._spawn(self._expire_loop())
 
+    def _retire(self, child: Child) -> None:
+        """Stop a child in the background; :meth:`stop` still waits for it, so a coordinator
+        stopped meanwhile leaves no orphan."""
+        task = asyncio.get_running_loop().create_task(child.stop())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
     async def stop(self) -> None:
         """Stop every child this coordinator started, then disconnect."""
         for task in list(self._tasks):
             task.cancel()
+        await asyncio.gather(*self._retiring, return_exceptions=True)
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.gather(*(child.stop() for child in self.children.values()))
         self._save(force=True)
@@ -699,7 +708,7 @@ class Coordinator:
         metadata = {} if isinstance(graph, GraphSpec) else graph.get("processes") or {}
         async with self._lock:
             for role in [r for r in self.children if r not in spec.processes]:
-                self._spawn(self.children.pop(role).stop())
+                self._retire(self.children.pop(role))
             self.nodes = {
                 name: Node(name, component, dict((metadata.get(name) or {}).get("metadata") or {}))
                 for name, component in spec.processes.items()
