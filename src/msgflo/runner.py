@@ -78,10 +78,11 @@ async def serve(
         for participant in participants:
             print(ready_line(participant, shown), flush=True)
         # Announced only now: a harness that waits for the ready line and then for discovery
-        # (the original's heterogenous spec) must not see the announcement first.
-        for participant in participants:
-            await participant.announce()
+        # (the original's heterogenous spec) must not see the announcement first.  Not awaited:
+        # with the broker away an announcement waits for it, and a signal must still stop us.
+        announcing = loop.create_task(_announce(participants))
         await stop.wait()
+        announcing.cancel()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):  # a second signal ends the process at once
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -91,6 +92,14 @@ async def serve(
             await asyncio.wait_for(_shutdown(participants, client), grace)
         except TimeoutError:
             log.warning("not stopped cleanly within %g s (is the broker reachable?)", grace)
+
+
+async def _announce(participants: Sequence[Participant]) -> None:
+    for participant in participants:
+        try:
+            await participant.announce()
+        except TransportError as exc:  # the heartbeat tries again
+            log.warning("%s: discovery not sent: %s", participant.role, exc)
 
 
 async def _shutdown(participants: Sequence[Participant], client: Client) -> None:
