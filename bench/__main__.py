@@ -22,7 +22,16 @@ from bench.common import MOSQUITTO, RABBITMQ, ROOT, Limits, Result, machine, pro
 
 RESULTS = ROOT / "bench" / "results"
 DOCS = ROOT / "docs" / "performance.md"
-SCENARIOS = ("relay", "fanout", "pool", "startup", "footprint", "recovery", "graph_parse")
+SCENARIOS = (
+    "relay",
+    "amqp_drain",
+    "fanout",
+    "pool",
+    "startup",
+    "footprint",
+    "recovery",
+    "graph_parse",
+)
 TRANSPORTS = ("memory", "mosquitto", "rabbitmq", "amqtt")
 
 
