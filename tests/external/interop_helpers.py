@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import shutil
 import signal
 import sys
@@ -24,6 +23,7 @@ import pytest
 from msgflo.transport import Broker, Message, QueueKind, get_broker
 from tests.brokers import MOSQUITTO, require_broker
 from tests.integration.amqp_helpers import private_vhost, url
+from tests.integration.processes import Output
 
 HERE = Path(__file__).parent
 NODE_DIR = HERE / "node"
@@ -168,45 +168,10 @@ async def next_item(queue: asyncio.Queue[Any], timeout: float = WAIT) -> Any:
     return await asyncio.wait_for(queue.get(), timeout)
 
 
-class Group:
+class Group(Output):
     """A Node command that starts children of its own (the original ``msgflo``/``msgflo-setup``
     leave theirs running when they exit): it runs in a session of its own, and stopping it
     signals that whole process group."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-        self.lines: list[str] = []
-        self._changed = asyncio.Condition()
-        assert process.stdout is not None and process.stderr is not None
-        self._readers = [
-            asyncio.create_task(self._read(process.stdout)),
-            asyncio.create_task(self._read(process.stderr)),
-        ]
-
-    async def _read(self, stream: asyncio.StreamReader) -> None:
-        while line := await stream.readline():
-            async with self._changed:
-                self.lines.append(line.decode("utf-8", "replace").rstrip("\n"))
-                self._changed.notify_all()
-
-    async def wait_line(self, pattern: str, timeout: float = WAIT) -> re.Match[str]:
-        regex = re.compile(pattern)
-
-        def found() -> re.Match[str] | None:
-            return next((m for line in self.lines if (m := regex.search(line))), None)
-
-        async def until() -> re.Match[str]:
-            async with self._changed:
-                await self._changed.wait_for(lambda: found() is not None)
-            match = found()
-            assert match is not None
-            return match
-
-        try:
-            return await asyncio.wait_for(until(), timeout)
-        except TimeoutError:
-            output = "\n".join(self.lines)
-            raise AssertionError(f"no line like {pattern!r} in:\n{output}") from None
 
     async def stop(self) -> None:
         with contextlib.suppress(ProcessLookupError):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from msgflo.transport import Binding, Broker, Message, QueueKind, get_broker
+from tests.integration.processes import Output
 
 BIN = Path(sys.executable).parent
 UPPER = """
@@ -28,47 +29,8 @@ class Upper(msgflo.Participant):
 """
 
 
-class Msgflo:
+class Msgflo(Output):
     """A running ``msgflo``; every line it prints is kept and can be awaited."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-        self.lines: list[str] = []
-        self._changed = asyncio.Condition()
-        assert process.stdout is not None and process.stderr is not None
-        self._readers = [
-            asyncio.create_task(self._read(process.stdout)),
-            asyncio.create_task(self._read(process.stderr)),
-        ]
-
-    async def _read(self, stream: asyncio.StreamReader) -> None:
-        while line := await stream.readline():
-            async with self._changed:
-                self.lines.append(line.decode("utf-8", "replace").rstrip("\n"))
-                self._changed.notify_all()
-
-    async def wait_line(self, pattern: str, timeout: float = 30.0, start: int = 0) -> re.Match[str]:
-        """The first line (from index ``start``) that matches ``pattern``."""
-        regex = re.compile(pattern)
-
-        def found() -> re.Match[str] | None:
-            for line in self.lines[start:]:
-                if match := regex.search(line):
-                    return match
-            return None
-
-        async def until() -> re.Match[str]:
-            async with self._changed:
-                await self._changed.wait_for(lambda: found() is not None)
-            match = found()
-            assert match is not None
-            return match
-
-        try:
-            return await asyncio.wait_for(until(), timeout)
-        except TimeoutError:
-            output = "\n".join(self.lines)
-            raise AssertionError(f"msgflo printed no line like {pattern!r}:\n{output}") from None
 
     def pids(self) -> dict[str, list[int]]:
         """The children msgflo reported starting, by role."""
