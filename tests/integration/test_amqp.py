@@ -4,39 +4,19 @@ bindings, discovery, confirms and the ordering of acks after them."""
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from amqp_helpers import Inbox, PausingProxy, Rabbit, poll, private_vhost, url
 
 from msgflo.transport import Binding, BindingType, QueueKind, TransportError, get_broker, get_client
 from msgflo.transport.amqp import AmqpBroker, AmqpClient
 from msgflo.transport.base import Message
+from tests.integration.amqp_helpers import Inbox, PausingProxy, Rabbit, poll, url
 
 pytestmark = pytest.mark.broker
 
 DLX = "x-dead-letter-exchange"
-
-
-@pytest.fixture(scope="module")
-def vhost() -> Iterator[str]:
-    with private_vhost() as name:
-        yield name
-
-
-@pytest.fixture
-async def rabbit(vhost: str) -> AsyncIterator[Rabbit]:
-    checker = Rabbit(vhost)
-    yield checker
-    await checker.close()
-
-
-@pytest.fixture
-def name() -> Callable[[str], str]:
-    prefix = uuid.uuid4().hex[:8]
-    return lambda suffix: f"{prefix}.{suffix}"
 
 
 @pytest.fixture

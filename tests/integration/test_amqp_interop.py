@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from amqp_helpers import Inbox, private_vhost, url
 
 from msgflo.transport import Binding, BindingType, QueueKind, get_broker
 from msgflo.transport.base import Broker
+from tests.integration.amqp_helpers import Inbox, private_vhost, url
 
 pytestmark = [pytest.mark.broker, pytest.mark.external]
 

@@ -9,42 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import struct
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pamqp.frame
 import pytest
-from amqp_helpers import PausingProxy, Rabbit, poll, private_vhost, url
 from pamqp import commands as spec
 
 from msgflo.transport import QueueKind, get_client
 from msgflo.transport.amqp import AmqpClient
 from msgflo.transport.base import Message
+from tests.integration.amqp_helpers import PausingProxy, Rabbit, poll, url
 
 pytestmark = pytest.mark.broker
 
 PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
-
-
-@pytest.fixture(scope="module")
-def vhost() -> Iterator[str]:
-    with private_vhost() as name:
-        yield name
-
-
-@pytest.fixture
-async def rabbit(vhost: str) -> AsyncIterator[Rabbit]:
-    checker = Rabbit(vhost)
-    yield checker
-    await checker.close()
-
-
-@pytest.fixture
-def name() -> Callable[[str], str]:
-    prefix = uuid.uuid4().hex[:8]
-    return lambda suffix: f"{prefix}.{suffix}"
 
 
 @pytest.fixture

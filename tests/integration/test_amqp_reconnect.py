@@ -6,22 +6,16 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
-from amqp_helpers import Inbox, private_vhost, url
 
 from msgflo.testing.proxy import FaultProxy
 from msgflo.transport import QueueKind, get_client
 from msgflo.transport.base import Client, Message
+from tests.integration.amqp_helpers import Inbox, url
 
 pytestmark = pytest.mark.broker
-
-
-@pytest.fixture(scope="module")
-def vhost() -> Iterator[str]:
-    with private_vhost() as name:
-        yield name
 
 
 @pytest.fixture
