@@ -23,7 +23,7 @@ import secrets
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, ClassVar, TypeVar, cast
+from typing import Any, ClassVar, cast
 
 from msgflo.control import ControlServer, share_group
 from msgflo.transport import Client, Message, QueueKind
@@ -237,9 +237,6 @@ class _LegacyWorker:
         self._drainer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._drainer
-
-
-P = TypeVar("P", bound="Participant")
 
 
 class Participant:
