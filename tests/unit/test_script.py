@@ -164,3 +164,13 @@ def test_usage_errors(args: list[str], message: str) -> None:
     result = CliRunner().invoke(script.main, args)
     assert result.exit_code == 2
     assert message in result.output
+
+
+async def test_a_run_over_the_timeout_is_killed_and_reported() -> None:
+    slow = ScriptParticipant(script_argv(None, "read x; sleep 30"), "t", "msgflo/Script", 0.3)
+    async with msgflo.testing.participant(slow, "t") as p:
+        await p.send("in", "first")
+        report = await p.receive("error")
+        assert report == {"error": "no result within 0.3 s; killed", "code": None, "data": "first"}
+        await p.send("in", "second")  # the participant goes on with the next message
+        assert (await p.receive("error"))["data"] == "second"

@@ -10,7 +10,9 @@ subprocesses, so heartbeats and acks continue while a slow script works.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -61,9 +63,12 @@ class ScriptParticipant(Participant):
     inports = {"in": "any"}
     outports = {"out": "any", "error": "object"}
 
-    def __init__(self, argv: Sequence[str], role: str, component: str) -> None:
+    def __init__(
+        self, argv: Sequence[str], role: str, component: str, timeout: float | None = None
+    ) -> None:
         super().__init__(role)
         self.argv = list(argv)
+        self.timeout = timeout
         self._raw_definition = {**self._raw_definition, "component": component}
         self.set_role(role)
         self._one_at_a_time = asyncio.Lock()
@@ -76,11 +81,22 @@ class ScriptParticipant(Participant):
                     stdin=asyncio.subprocess.PIPE,
                     stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.PIPE,
+                    start_new_session=True,
                 )
             except OSError as exc:
                 await self._fail(msg, f"cannot run {self.argv[0]}: {exc.strerror}", None)
                 return
-            stdout, stderr = await proc.communicate(stdin_for(msg.data))
+            try:
+                stdout, stderr = await asyncio.wait_for(
+                    proc.communicate(stdin_for(msg.data)), self.timeout
+                )
+            except TimeoutError:
+                # The whole group: a shell's children would keep its output open.
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                await proc.communicate()
+                await self._fail(msg, f"no result within {self.timeout:g} s; killed", None)
+                return
         if proc.returncode != 0:
             text = stderr.decode("utf-8", errors="replace").rstrip("\n")
             await self._fail(msg, text or f"exited with code {proc.returncode}", proc.returncode)
@@ -112,8 +128,20 @@ def parse_arguments(args: Sequence[str], command: str | None) -> tuple[Path | No
     help="Component name to announce [default: FILE's name without extension, "
     "or msgflo/Script for --command].",
 )
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Kill a run that takes longer than this many seconds (an error, and the message is "
+    "nacked) [default: no limit].",
+)
 @broker_option(DEFAULT_BROKER)
-def main(args: tuple[str, ...], command: str | None, component: str | None, broker: str) -> None:
+def main(
+    args: tuple[str, ...],
+    command: str | None,
+    component: str | None,
+    timeout: float | None,
+    broker: str,
+) -> None:
     """Run a shell script (FILE or --command) for every message on inport 'in'.
 
     The message arrives on stdin; stdout goes to outport 'out' (as JSON when it is JSON), and
@@ -126,5 +154,5 @@ def main(args: tuple[str, ...], command: str | None, component: str | None, brok
     """
     file, role = parse_arguments(args, command)
     name = component or (file.stem if file is not None else "msgflo/Script")
-    participant = ScriptParticipant(script_argv(file, command), role, name)
+    participant = ScriptParticipant(script_argv(file, command), role, name, timeout)
     run_participants([participant], broker, program="msgflo-script")
