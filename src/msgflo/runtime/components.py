@@ -1,8 +1,9 @@
 """Components as FBP clients see them: name, icon, description and typed ports.
 
 Ports come from what a participant of the component announced (the truth on the wire), else
-from a foreign declaration file; a component the library can start but nobody has run yet is
-listed without ports until its first participant announces itself.
+from a foreign declaration file or, for Python components, from the literals in their source
+(read, never run); any other component nobody has run yet is listed without ports until its
+first participant announces itself.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from msgflo.foreign import DeclarationError, load_declaration
 from msgflo.library import Component, Library
+from msgflo.source_definition import python_definition
 
 PORT_FIELDS = ("schema", "required", "addressable", "description", "values", "default")
 """What a port definition may carry besides ``id`` and ``type`` (fbp-protocol port_definition)."""
@@ -57,6 +59,8 @@ def definition_of(component: Component, library: Library) -> dict[str, Any]:
             return load_declaration(library.root / component.path, role=component.path.stem)
         except (DeclarationError, OSError):
             return {}
+    if component.path is not None and component.path.suffix == ".py":
+        return python_definition(library.root / component.path)
     return {}
 
 
