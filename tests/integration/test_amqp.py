@@ -92,14 +92,20 @@ async def test_outqueue_is_a_durable_fanout_exchange(
     assert not await rabbit.exists("exchange", out)
 
 
+async def consumed(client: AmqpClient, queue: str) -> Inbox:
+    """Declare ``queue`` as an inqueue and collect what arrives on it."""
+    await client.create_queue(QueueKind.IN, queue)
+    inbox = Inbox(client)
+    await client.subscribe_to_queue(queue, inbox)
+    return inbox
+
+
 async def test_send_reaches_an_inqueue_directly_and_through_its_exchange(
     connect: Callable[..., Any], name: Callable[[str], str]
 ) -> None:
     client = await connect()
     queue = name("IN")
-    await client.create_queue(QueueKind.IN, queue)
-    inbox = Inbox(client)
-    await client.subscribe_to_queue(queue, inbox)
+    inbox = await consumed(client, queue)
     await client.send_to(QueueKind.IN, queue, {"route": "default exchange"})
     await client.send_to(QueueKind.OUT, queue, {"route": "fanout exchange"})
     received = await inbox.take(2)
@@ -115,9 +121,7 @@ async def test_sending_to_an_exchange_never_declared_declares_it_and_keeps_the_c
 ) -> None:
     client = await connect()
     queue, undeclared = name("IN"), name("NEVER")
-    await client.create_queue(QueueKind.IN, queue)
-    inbox = Inbox(client)
-    await client.subscribe_to_queue(queue, inbox)
+    inbox = await consumed(client, queue)
     await client.send_to(QueueKind.OUT, undeclared, "into the void")
     await client.flush()
     assert await rabbit.redeclare_ok("exchange", undeclared, exchange_type="fanout", durable=True)
@@ -312,9 +316,7 @@ async def test_bodies_arrive_byte_for_byte_whatever_they_contain(
 ) -> None:
     client = await connect()
     queue = name("IN")
-    await client.create_queue(QueueKind.IN, queue)
-    inbox = Inbox(client)
-    await client.subscribe_to_queue(queue, inbox)
+    inbox = await consumed(client, queue)
     big = b"x" * (1024 * 1024)
     garbage = b"\xff\xfe\x00not json"
     await client.send_raw(QueueKind.IN, queue, big)
