@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import click
@@ -87,11 +87,29 @@ async def serve(
         for sig in (signal.SIGINT, signal.SIGTERM):  # a second signal ends the process at once
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
-        grace = float(os.environ.get("MSGFLO_SHUTDOWN_GRACE") or SHUTDOWN_GRACE)
-        try:
-            await asyncio.wait_for(_shutdown(participants, client), grace)
-        except TimeoutError:
-            log.warning("not stopped cleanly within %g s (is the broker reachable?)", grace)
+        await within_grace(_shutdown(participants, client))
+
+
+async def within_grace(cleanup: Awaitable[None]) -> None:
+    """Run a stopping process's cleanup, but never longer than the grace period: with the
+    broker away, finishing and confirming would wait for a reconnection that may not come."""
+    grace = float(os.environ.get("MSGFLO_SHUTDOWN_GRACE") or SHUTDOWN_GRACE)
+    try:
+        await asyncio.wait_for(cleanup, grace)
+    except TimeoutError:
+        log.warning("not stopped cleanly within %g s (is the broker reachable?)", grace)
+
+
+async def until_stopped(work: Awaitable[None], stop: asyncio.Event) -> None:
+    """Do ``work`` unless ``stop`` is set first; then it is abandoned (a signal must end a
+    process even while its broker is away)."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    for pending in (task, stopped):
+        pending.cancel()
+    if task.done() and not task.cancelled():
+        task.result()  # what the work raised
 
 
 async def _announce(participants: Sequence[Participant]) -> None:

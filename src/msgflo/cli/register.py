@@ -22,7 +22,7 @@ import click
 from msgflo.cli.common import broker_option, run_command
 from msgflo.foreign import DeclarationError, load_declaration
 from msgflo.participant import HEARTBEAT_DIVISOR, discovery_period
-from msgflo.runner import setup_logging
+from msgflo.runner import setup_logging, until_stopped, within_grace
 from msgflo.transport import Client, get_client
 
 log = logging.getLogger(__name__)
@@ -79,11 +79,11 @@ async def register(
                 except TimeoutError:
                     pass
                 try:
-                    await _announce(client, definitions)
+                    await until_stopped(_announce(client, definitions), stop)
                 except Exception as exc:  # the next round tries again; only a stop ends the loop
                     log.warning("failed to send discovery message for %s: %s", ids, exc)
         finally:
-            await client.disconnect()
+            await within_grace(client.disconnect())
     return 0
 
 
