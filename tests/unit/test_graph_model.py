@@ -153,7 +153,7 @@ def test_from_json_accepts_what_fbp_graph_accepts() -> None:
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ({"processes": []}, "'processes' must be an object"),
+        ({"processes": "a"}, "'processes' must be an object"),
         ({"connections": [{"tgt": {"process": "a", "port": "in"}}]}, "needs 'src' or 'data'"),
         (
             {"connections": [{"data": 1, "tgt": {"process": "a", "port": "in", "index": "0"}}]},

@@ -55,7 +55,9 @@ def graphs(draw: st.DrawFn, *, fbp_only: bool) -> Graph:
     extra = st.just({}) if fbp_only else any_json
     for _ in range(draw(st.integers(0, 8))):
         if draw(st.booleans()):
-            graph.connections.append(Edge(draw(refs), draw(refs), draw(extra)))
+            src, tgt = draw(refs), draw(refs)
+            if graph.find_edge(src, tgt) is None:  # a graph holds an edge once, as fbp-graph
+                graph.connections.append(Edge(src, tgt, draw(extra)))
         else:
             graph.connections.append(Initial(draw(JSON_VALUES), draw(refs), draw(extra)))
     for exported in (graph.inports, graph.outports):

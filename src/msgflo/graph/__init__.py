@@ -1,6 +1,6 @@
 """FBP graphs: the model a network is built from, the .fbp language and fbp-graph JSON."""
 
-from msgflo.graph.check import Problem, check
+from msgflo.graph.check import KnownComponent, Problem, check, check_components
 from msgflo.graph.dot import to_dot
 from msgflo.graph.fbp import FbpSyntaxError, GraphValidationError, fbp_losses, parse_fbp, to_fbp
 from msgflo.graph.files import load_graph, save_graph
@@ -27,11 +27,13 @@ __all__ = [
     "GraphValidationError",
     "Group",
     "Initial",
+    "KnownComponent",
     "Location",
     "Node",
     "PortRef",
     "Problem",
     "check",
+    "check_components",
     "fbp_losses",
     "load_graph",
     "parse_fbp",

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import Any
 
-from msgflo.graph.fbp import parse_fbp, to_fbp
+from msgflo.graph.check import check
+from msgflo.graph.fbp import GraphValidationError, parse_fbp, to_fbp
 from msgflo.graph.model import Graph, GraphError
 
 
@@ -29,16 +32,69 @@ def load_graph(
             text, file=str(path), case_sensitive=bool(case_sensitive), validate=validate
         )
     try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise GraphError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
-    try:
-        graph = Graph.from_json(raw, file=str(path))
+        graph = Graph.from_json(read_json(text, str(path)), file=str(path))
     except GraphError as exc:
         raise GraphError(f"{path}: {exc}") from None
     if case_sensitive is not None:
         graph.case_sensitive = case_sensitive
+    if validate:
+        errors = [p for p in check(graph, components_required=False) if p.severity == "error"]
+        if errors:
+            raise GraphValidationError(errors)
     return graph
+
+
+MAX_NESTING = 128
+"""How deep a JSON graph may nest arrays and objects. Every layer that handles a graph (copies,
+the FBP protocol, the JSON a message body is encoded to, which stops at 255) must cope with
+what a file holds; real graphs nest a few levels plus their IIPs' data."""
+
+MAX_INTEGER_DIGITS = 4300
+"""Python's own limit on converting digits to an integer (sys.get_int_max_str_digits)."""
+
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*+"|[\[\]{}]|-?[0-9][0-9.eE+-]*+')
+
+
+def read_json(text: str, file: str) -> Any:
+    """Parse JSON text, saying in one line (with its place) what is too deep or too long for
+    the rest of msgflo, or what is not JSON (Python would also take NaN and Infinity)."""
+    try:
+        raw = json.loads(text, parse_constant=_not_json)
+        failure = None
+    except json.JSONDecodeError as exc:
+        raise GraphError(f"{file}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+    except (RecursionError, ValueError) as exc:
+        raw, failure = None, exc
+    problem = _limits_problem(text)
+    if problem is not None:
+        offset, message = problem
+        line = text.count("\n", 0, offset) + 1
+        column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+        raise GraphError(f"{file}:{line}:{column}: {message}") from failure
+    if failure is not None:
+        raise GraphError(f"{file}: invalid JSON: {failure}") from failure
+    return raw
+
+
+def _not_json(word: str) -> Any:
+    raise ValueError(f"{word} is not JSON")
+
+
+def _limits_problem(text: str) -> tuple[int, str] | None:
+    """Where valid JSON first goes beyond :data:`MAX_NESTING` or :data:`MAX_INTEGER_DIGITS`;
+    a scan of the tokens, since recursing into the parsed value is what must be avoided."""
+    depth = 0
+    for match in _JSON_TOKEN.finditer(text):
+        token = match.group()
+        if token in ("[", "{"):
+            depth += 1
+            if depth > MAX_NESTING:
+                return match.start(), f"nested more than {MAX_NESTING} levels deep"
+        elif token in ("]", "}"):
+            depth -= 1
+        elif len(digits := token.lstrip("-")) > MAX_INTEGER_DIGITS and digits.isdigit():
+            return match.start(), f"an integer with more than {MAX_INTEGER_DIGITS} digits"
+    return None
 
 
 def save_graph(graph: Graph, path: str | Path) -> None:

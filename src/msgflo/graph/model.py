@@ -8,6 +8,8 @@ sub-protocol asks of a runtime, each announcing itself to listeners.
 from __future__ import annotations
 
 import copy
+import json
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -125,7 +127,7 @@ def merge_metadata(target: JsonDict, changes: Mapping[str, Any]) -> None:
 
 
 def _metadata_from_json(raw: Any, what: str) -> JsonDict:
-    if raw is None:
+    if _falsy(raw):
         return {}
     if not isinstance(raw, dict):
         raise GraphError(f"{what}: metadata must be an object")
@@ -206,6 +208,7 @@ class Graph:
     def add_node(
         self, name: str, component: str | None, metadata: Mapping[str, Any] | None = None
     ) -> Node:
+        _check_node_name(name)
         if name in self.nodes:
             raise GraphError(f"a node named '{name}' already exists")
         node = Node(name, component, dict(metadata or {}))
@@ -237,6 +240,7 @@ class Graph:
         node = self.node(old)
         if new == old:
             return node
+        _check_node_name(new)
         if new in self.nodes:
             raise GraphError(f"a node named '{new}' already exists")
         self.nodes = {(new if k == old else k): v for k, v in self.nodes.items()}
@@ -440,19 +444,24 @@ class Graph:
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any], file: str | None = None) -> Graph:
-        """Load fbp-graph JSON, accepting what fbp-graph's own loader accepts: missing sections
-        default to empty, and the legacy `environment.runtime` key is read as `type`."""
+        """Load fbp-graph JSON, accepting what fbp-graph's own loader accepts: a section that is
+        missing or JavaScript-falsy (``null``, ``false``, ``0``, ``""``) is empty, as is its
+        metadata; a map section may be written as an array (its entries are then named by index,
+        as JavaScript's ``Object.keys`` names them); a ``null`` exported port is skipped; an edge
+        written twice is kept once. The legacy `environment.runtime` key is read as `type`.
+        What fbp-graph would silently drop or keep as garbage is refused in one line instead."""
         if not isinstance(raw, Mapping):
             raise GraphError("a JSON graph must be an object")
         graph = cls(file=file, case_sensitive=bool(raw.get("caseSensitive", False)))
-        properties = raw.get("properties") or {}
+        properties = {} if _falsy(raw.get("properties")) else raw["properties"]
         if not isinstance(properties, dict):
             raise GraphError("'properties' must be an object")
         graph.properties = copy.deepcopy(properties)
         env = graph.properties.get("environment")
         if isinstance(env, dict) and "type" not in env and "runtime" in env:
             env["type"] = env.pop("runtime")
-        for name, proc in _section(raw, "processes", dict).items():
+        for name, proc in _entries(raw, "processes"):
+            _check_node_name(name, "process ")
             if not isinstance(proc, dict):
                 raise GraphError(f"process '{name}' must be an object")
             component = proc.get("component")
@@ -460,29 +469,27 @@ class Graph:
                 raise GraphError(f"process '{name}': 'component' must be a string")
             metadata = _metadata_from_json(proc.get("metadata"), f"process '{name}'")
             graph.nodes[name] = Node(name, component, metadata)
-        for i, conn in enumerate(_section(raw, "connections", list)):
-            what = f"connection #{i + 1}"
-            if not isinstance(conn, dict) or "tgt" not in conn:
-                raise GraphError(f"{what}: expected an object with 'tgt'")
-            tgt = _port_from_json(conn["tgt"], what)
-            metadata = _metadata_from_json(conn.get("metadata"), what)
-            if "src" in conn:
-                src = _port_from_json(conn["src"], what)
-                graph.connections.append(Edge(src, tgt, metadata))
-            elif "data" in conn:
-                graph.connections.append(Initial(copy.deepcopy(conn["data"]), tgt, metadata))
-            else:
-                raise GraphError(f"{what}: needs 'src' or 'data'")
+        seen: set[tuple[tuple[str, str, int | None], ...]] = set()
+        for i, conn in enumerate(_items(raw, "connections")):
+            connection = _connection_from_json(conn, f"connection #{i + 1}")
+            if isinstance(connection, Edge):
+                key = (_key(connection.src), _key(connection.tgt))
+                if key in seen:
+                    continue
+                seen.add(key)
+            graph.connections.append(connection)
         for key, ports in (("inports", graph.inports), ("outports", graph.outports)):
-            for public, exp in _section(raw, key, dict).items():
+            for public, exp in _entries(raw, key):
+                if _falsy(exp):
+                    continue
                 what = f"{key[:-1]} '{public}'"
                 ref = _port_from_json(exp, what)
                 metadata = _metadata_from_json(exp.get("metadata"), what)
                 ports[public] = ExportedPort(public, ref.node, ref.port, metadata)
-        for i, grp in enumerate(_section(raw, "groups", list)):
+        for i, grp in enumerate(_items(raw, "groups")):
             if not isinstance(grp, dict) or not isinstance(grp.get("name"), str):
                 raise GraphError(f"group #{i + 1}: expected an object with a 'name'")
-            members = grp.get("nodes") or []
+            members = [] if _falsy(grp.get("nodes")) else grp["nodes"]
             if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
                 raise GraphError(f"group '{grp['name']}': 'nodes' must be a list of names")
             metadata = _metadata_from_json(grp.get("metadata"), f"group '{grp['name']}'")
@@ -490,13 +497,69 @@ class Graph:
         return graph
 
 
-def _section(raw: Mapping[str, Any], key: str, kind: type) -> Any:
+def node_name_problem(name: str) -> str | None:
+    """Why `name` cannot be a node, or None. A node's name is its participant's role, which
+    reaches command lines (``#ROLE``), queue names and log lines: a control character never
+    survives that trip, and a leading '-' would be read as an option of the command."""
+    if not name:
+        return "a node name cannot be empty"
+    if name.startswith("-"):
+        return "a node name cannot start with '-' (the participant's command would take it as an option)"
+    if any(unicodedata.category(c) in _UNPRINTABLE for c in name):
+        return "a node name cannot contain control characters or line breaks"
+    return None
+
+
+_UNPRINTABLE = frozenset({"Cc", "Zl", "Zp"})
+
+
+def _check_node_name(name: str, what: str = "node ") -> None:
+    problem = node_name_problem(name)
+    if problem is not None:
+        # JSON quoting shows control characters as escapes instead of printing them
+        raise GraphError(f"{what}{json.dumps(name)}: {problem}")
+
+
+def _falsy(value: Any) -> bool:
+    """JavaScript's falsiness for JSON values: what fbp-graph's loader reads as "not given"."""
+    return value is None or (isinstance(value, bool | int | float | str) and not value)
+
+
+def _entries(raw: Mapping[str, Any], key: str) -> list[tuple[str, Any]]:
     value = raw.get(key)
-    if value is None:
-        return kind()
-    if not isinstance(value, kind):
-        raise GraphError(f"'{key}' must be {'an object' if kind is dict else 'a list'}")
+    if _falsy(value):
+        return []
+    if isinstance(value, list):
+        return [(str(i), item) for i, item in enumerate(value)]
+    if not isinstance(value, dict):
+        raise GraphError(f"'{key}' must be an object")
+    return list(value.items())
+
+
+def _items(raw: Mapping[str, Any], key: str) -> list[Any]:
+    value = raw.get(key)
+    if _falsy(value):
+        return []
+    if not isinstance(value, list):
+        raise GraphError(f"'{key}' must be a list")
     return value
+
+
+def _connection_from_json(conn: Any, what: str) -> Connection:
+    """An IIP when `data` is there (even `null`, as in fbp-graph), else an edge."""
+    if not isinstance(conn, dict) or "tgt" not in conn:
+        raise GraphError(f"{what}: expected an object with 'tgt'")
+    tgt = _port_from_json(conn["tgt"], what)
+    metadata = _metadata_from_json(conn.get("metadata"), what)
+    if "data" in conn:
+        return Initial(copy.deepcopy(conn["data"]), tgt, metadata)
+    if "src" in conn:
+        return Edge(_port_from_json(conn["src"], what), tgt, metadata)
+    raise GraphError(f"{what}: needs 'src' or 'data'")
+
+
+def _key(ref: PortRef) -> tuple[str, str, int | None]:
+    return (ref.node, ref.port, ref.index)
 
 
 def _touches(conn: Connection, name: str) -> bool:
