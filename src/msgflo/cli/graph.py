@@ -16,12 +16,19 @@ from msgflo.graph import (
     FbpSyntaxError,
     Graph,
     GraphError,
+    JsonFileError,
+    KnownComponent,
+    Problem,
     check,
+    check_components,
     fbp_losses,
     load_graph,
     to_dot,
     to_fbp,
 )
+from msgflo.library import Library, LibraryError
+from msgflo.runtime.components import definition_of
+from msgflo.wiring import DEAD_LETTER_PREFIX, VIRTUAL_COMPONENTS
 
 PROGRAM = "msgflo-graph"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -86,13 +93,42 @@ def convert(file: Path, target: str, case_sensitive: bool | None) -> None:
 
 @main.command("check")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--library",
+    "library_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Library configuration to check components against, as for msgflo. Default: the "
+    "first of fbp-config.json, package.json, pyproject.toml in the current directory.",
+)
+@click.option(
+    "--componentdir",
+    multiple=True,
+    help="Directory of component files (repeatable), as for msgflo. Default: participants/ "
+    "and components/ if they exist.",
+)
+@click.option("--strict", is_flag=True, help="Fail on warnings too.")
 @case_option
-def check_command(files: tuple[Path, ...], case_sensitive: bool | None) -> None:
-    """Report syntax errors and references to undefined nodes in FILES.
+def check_command(
+    files: tuple[Path, ...],
+    library_file: Path | None,
+    componentdir: tuple[str, ...],
+    strict: bool,
+    case_sensitive: bool | None,
+) -> None:
+    """Report syntax errors, references to undefined nodes, and components and ports the
+    library does not know (with the closest known name) in FILES.
 
-    Problems are printed as FILE:LINE:COLUMN: SEVERITY: MESSAGE. The exit code is 1 when
-    any file has an error, 0 otherwise (warnings alone do not fail).
+    Components are looked up as msgflo looks them up, in the library it would use; when that
+    library has no components at all, components are not checked. Ports are checked for
+    components whose definition can be read without running them (Python participants,
+    foreign declarations). Problems are printed as FILE:LINE:COLUMN: SEVERITY: MESSAGE. The
+    exit code is 1 when any file has an error (or, with --strict, a warning), 0 otherwise.
     """
+    try:
+        library = Library.load(library_file, list(componentdir) or None, root=Path.cwd())
+    except LibraryError as exc:
+        fail(f"{PROGRAM}: {exc}")
+    failing = ("error", "warning") if strict else ("error",)
     failed = False
     for path in files:
         try:
@@ -103,15 +139,50 @@ def check_command(files: tuple[Path, ...], case_sensitive: bool | None) -> None:
             click.echo(f"{where}: error: {exc.message}\n{lines}", err=True)
             failed = True
             continue
+        except JsonFileError as exc:
+            click.echo(f"{exc.location}: error: {exc.message}", err=True)
+            failed = True
+            continue
         except GraphError as exc:
             message = str(exc).removeprefix(f"{path}: ")
             click.echo(f"{path}: error: {message}", err=True)
             failed = True
             continue
-        for problem in check(graph):
+        for problem in problems_of(graph, path, library):
             click.echo(str(problem), err=True)
-            failed = failed or problem.severity == "error"
+            failed = failed or problem.severity in failing
     sys.exit(1 if failed else 0)
+
+
+def problems_of(graph: Graph, path: Path, library: Library) -> list[Problem]:
+    """What `check` reports: the file's own rules (a .fbp node needs a component, a JSON node
+    may go without, as msgflo runs it), then components and ports against the library."""
+    problems = check(graph, components_required=path.suffix.lower() == ".fbp")
+    if library.components:
+        problems += check_components(graph, lambda name: known(library, name), library.names())
+    return problems
+
+
+def known(library: Library, name: str) -> KnownComponent | None:
+    """The library's view of component `name`, with the ports msgflo would wire: those its
+    definition lists, plus the dead-letter outport `dead_<inport>` every inport has."""
+    if name in VIRTUAL_COMPONENTS:
+        return KnownComponent()
+    component = library.find(name)
+    if component is None:
+        return None
+    definition = definition_of(component, library)
+    inports, outports = (_port_ids(definition.get(kind)) for kind in ("inports", "outports"))
+    if inports is None or outports is None:
+        return KnownComponent()
+    dead = {f"{DEAD_LETTER_PREFIX}{port}" for port in inports}
+    return KnownComponent(frozenset(inports), frozenset(outports | dead))
+
+
+def _port_ids(ports: Any) -> set[str] | None:
+    if not isinstance(ports, list):
+        return None
+    return {p["id"] for p in ports if isinstance(p, dict) and isinstance(p.get("id"), str)}
 
 
 @main.command()

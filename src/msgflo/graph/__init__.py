@@ -3,7 +3,7 @@
 from msgflo.graph.check import KnownComponent, Problem, check, check_components
 from msgflo.graph.dot import to_dot
 from msgflo.graph.fbp import FbpSyntaxError, GraphValidationError, fbp_losses, parse_fbp, to_fbp
-from msgflo.graph.files import load_graph, save_graph
+from msgflo.graph.files import JsonFileError, load_graph, save_graph
 from msgflo.graph.model import (
     Edge,
     ExportedPort,
@@ -27,6 +27,7 @@ __all__ = [
     "GraphValidationError",
     "Group",
     "Initial",
+    "JsonFileError",
     "KnownComponent",
     "Location",
     "Node",

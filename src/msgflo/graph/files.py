@@ -9,7 +9,7 @@ from typing import Any
 
 from msgflo.graph.check import check
 from msgflo.graph.fbp import GraphValidationError, parse_fbp, to_fbp
-from msgflo.graph.model import Graph, GraphError
+from msgflo.graph.model import Graph, GraphError, Location
 
 
 def load_graph(
@@ -28,11 +28,17 @@ def load_graph(
     except UnicodeDecodeError:
         raise GraphError(f"{path}: not a UTF-8 text file") from None
     if suffix == ".fbp":
-        return parse_fbp(
+        graph = parse_fbp(
             text, file=str(path), case_sensitive=bool(case_sensitive), validate=validate
         )
+        for initial in graph.initials:
+            if _nesting(initial.data) > MAX_NESTING:
+                where = initial.location or Location(str(path))
+                raise JsonFileError(where, f"IIP nested more than {MAX_NESTING} levels deep")
+        return graph
+    raw = read_json(text, str(path))
     try:
-        graph = Graph.from_json(read_json(text, str(path)), file=str(path))
+        graph = Graph.from_json(raw, file=str(path))
     except GraphError as exc:
         raise GraphError(f"{path}: {exc}") from None
     if case_sensitive is not None:
@@ -42,6 +48,15 @@ def load_graph(
         if errors:
             raise GraphValidationError(errors)
     return graph
+
+
+class JsonFileError(GraphError):
+    """A JSON graph file that cannot be read, with the place where reading stopped."""
+
+    def __init__(self, location: Location, message: str) -> None:
+        self.location = location
+        self.message = message
+        super().__init__(f"{location}: {message}")
 
 
 MAX_NESTING = 128
@@ -62,7 +77,8 @@ def read_json(text: str, file: str) -> Any:
         raw = json.loads(text, parse_constant=_not_json)
         failure = None
     except json.JSONDecodeError as exc:
-        raise GraphError(f"{file}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+        where = Location(file, exc.lineno, exc.colno)
+        raise JsonFileError(where, f"invalid JSON: {exc.msg}") from None
     except (RecursionError, ValueError) as exc:
         raw, failure = None, exc
     problem = _limits_problem(text)
@@ -70,10 +86,26 @@ def read_json(text: str, file: str) -> Any:
         offset, message = problem
         line = text.count("\n", 0, offset) + 1
         column = offset - (text.rfind("\n", 0, offset) + 1) + 1
-        raise GraphError(f"{file}:{line}:{column}: {message}") from failure
+        raise JsonFileError(Location(file, line, column), message) from failure
     if failure is not None:
-        raise GraphError(f"{file}: invalid JSON: {failure}") from failure
+        raise JsonFileError(Location(file), f"invalid JSON: {failure}") from failure
     return raw
+
+
+def _nesting(value: Any) -> int:
+    """How deep arrays and objects nest in `value`, found without recursing."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        )
+        if children is not None:
+            deepest = max(deepest, depth)
+            if depth <= MAX_NESTING:
+                stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _not_json(word: str) -> Any:

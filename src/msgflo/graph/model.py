@@ -473,10 +473,10 @@ class Graph:
         for i, conn in enumerate(_items(raw, "connections")):
             connection = _connection_from_json(conn, f"connection #{i + 1}")
             if isinstance(connection, Edge):
-                key = (_key(connection.src), _key(connection.tgt))
-                if key in seen:
+                ends = (_key(connection.src), _key(connection.tgt))
+                if ends in seen:
                     continue
-                seen.add(key)
+                seen.add(ends)
             graph.connections.append(connection)
         for key, ports in (("inports", graph.inports), ("outports", graph.outports)):
             for public, exp in _entries(raw, key):
