@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from msgflo.graph import Graph, GraphError, load_graph
+from msgflo.graph import Graph, GraphError, PortRef, load_graph
 
 pytestmark = pytest.mark.external
 
@@ -49,6 +49,9 @@ def normalised(graph: Graph) -> dict[str, Any]:
     def port(name: str) -> str:
         return name if graph.case_sensitive else name.lower()
 
+    def ends(ref: PortRef) -> list[Any]:
+        return [ref.node, port(ref.port), ref.index]
+
     def exported(kind: str) -> dict[str, Any]:
         ports = graph.inports if kind == "inports" else graph.outports
         return {port(p): [e.node, port(e.port), e.metadata] for p, e in ports.items()}
@@ -57,17 +60,11 @@ def normalised(graph: Graph) -> dict[str, Any]:
         "caseSensitive": graph.case_sensitive,
         "properties": graph.properties,
         "processes": {
-            n.name: {"component": n.component, "metadata": n.metadata}
-            for n in graph.nodes.values()
+            n.name: {"component": n.component, "metadata": n.metadata} for n in graph.nodes.values()
         },
-        "edges": [
-            [e.src.node, port(e.src.port), e.src.index]
-            + [e.tgt.node, port(e.tgt.port), e.tgt.index, e.metadata]
-            for e in graph.edges
-        ],
+        "edges": [[*ends(e.src), *ends(e.tgt), e.metadata] for e in graph.edges],
         "iips": [
-            [i.data, i.tgt.node, port(i.tgt.port), i.tgt.index, i.metadata]
-            for i in graph.initials
+            [i.data, i.tgt.node, port(i.tgt.port), i.tgt.index, i.metadata] for i in graph.initials
         ],
         "inports": exported("inports"),
         "outports": exported("outports"),

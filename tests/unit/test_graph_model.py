@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from msgflo.graph import Edge, Graph, GraphError, GraphEvent, Initial, PortRef
+from msgflo.graph import Edge, Graph, GraphError, GraphEvent, Initial, Node, PortRef
 
 
 def pipeline() -> Graph:
@@ -166,3 +166,45 @@ def test_from_json_accepts_what_fbp_graph_accepts() -> None:
 def test_from_json_rejects_malformed_graphs(raw: dict[str, object], message: str) -> None:
     with pytest.raises(GraphError, match=message):
         Graph.from_json(raw)
+
+
+def test_from_json_reads_the_shapes_fbp_graph_reads() -> None:
+    graph = Graph.from_json(
+        {
+            "properties": None,
+            "processes": {"a": {"component": "A", "metadata": None}, "b": {"metadata": False}},
+            "connections": [
+                {"src": {"process": "a", "port": "out"}, "tgt": {"process": "b", "port": "in"}},
+                {"src": {"process": "a", "port": "out"}, "tgt": {"process": "b", "port": "in"}},
+                {
+                    "data": None,
+                    "src": {"process": "b", "port": "x"},
+                    "tgt": {"process": "a", "port": "in"},
+                },
+            ],
+            "inports": [],
+            "outports": {"gone": None, "o": {"process": "b", "port": "out", "metadata": 0}},
+            "groups": False,
+        }
+    )
+    assert graph.nodes["b"] == Node("b", None, {})
+    assert len(graph.edges) == 1
+    assert graph.initials == [Initial(None, PortRef("a", "in"))]
+    assert graph.inports == {} and list(graph.outports) == ["o"] and graph.groups == []
+    listed = Graph.from_json(
+        {"processes": [{"component": "A"}], "inports": [{"process": "0", "port": "in"}]}
+    )
+    assert list(listed.nodes) == ["0"] and listed.inports["0"].node == "0"
+
+
+@pytest.mark.parametrize("name", ["-x", "--help", "a\x00", "a\x1bb", "a\u2028b", ""])
+def test_names_that_cannot_be_roles_are_refused_everywhere(name: str) -> None:
+    with pytest.raises(GraphError, match="a node name cannot"):
+        Graph.from_json({"processes": {name: {"component": "A"}}})
+    graph = Graph()
+    with pytest.raises(GraphError, match="a node name cannot"):
+        graph.add_node(name, "A")
+    graph.add_node("ok", "A")
+    with pytest.raises(GraphError, match="a node name cannot"):
+        graph.rename_node("ok", name)
+    assert list(graph.nodes) == ["ok"]
