@@ -80,7 +80,7 @@ def test_concurrency_divides_the_work() -> None:
 def test_scale_up_at_once_down_only_below_recent_history() -> None:
     r = parse_config("r: {processing: 10, deadline: 60, stddev: 0, max: 50}")["r"]
     assert decide(r, 100, 1, []).next == 20  # up at once
-    assert decide(r, 200, 20, [20, 20]).next is None  # already right
+    assert decide(r, 100, 20, [20, 20]).next is None  # already right
     held = decide(r, 20, 20, [12, 20])  # estimate 4, recent max 20: stay
     assert held.next is None and held.estimate == 4 and held.history_max == 20
     partial = decide(r, 20, 20, [12, 9])  # down to the recent max only
