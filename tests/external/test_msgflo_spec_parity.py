@@ -90,7 +90,9 @@ def verdicts(output: str) -> Verdicts:
         elif re.match(r"^ {2}\S", line) and number + 1 < len(lines):
             outcome = lines[number + 1]
             if re.match(r"^ {4}\S", outcome):
-                status = "pass" if outcome.endswith("✓") else "skip" if "SKIP:" in outcome else "fail"
+                status = (
+                    "pass" if outcome.endswith("✓") else "skip" if "SKIP:" in outcome else "fail"
+                )
                 found[(suite, line.strip())] = status
     return found
 
@@ -102,7 +104,14 @@ def run(command: list[str]) -> subprocess.CompletedProcess[str]:
 def test_same_verdict_per_case_as_fbp_spec(address: str, suites: Path) -> None:
     for suite_file in sorted(suites.glob("*.yaml")):
         node = run(
-            [str(BIN / "fbp-spec"), "--address", address, "--command-timeout", "10", str(suite_file)]
+            [
+                str(BIN / "fbp-spec"),
+                "--address",
+                address,
+                "--command-timeout",
+                "10",
+                str(suite_file),
+            ]
         )
         ours = run(
             [
@@ -115,7 +124,9 @@ def test_same_verdict_per_case_as_fbp_spec(address: str, suites: Path) -> None:
             ]
         )
         theirs = verdicts(node.stdout)
-        assert theirs, f"{suite_file.name}: fbp-spec printed no verdicts: {node.stdout}{node.stderr}"
+        assert theirs, (
+            f"{suite_file.name}: fbp-spec printed no verdicts: {node.stdout}{node.stderr}"
+        )
         assert verdicts(ours.stdout) == theirs, (
             f"{suite_file.name}\n--- fbp-spec\n{node.stdout}\n--- msgflo-spec\n{ours.stdout}"
         )
