@@ -132,5 +132,9 @@ def test_spec_suites_collected_as_tests(project: pytest.Pytester) -> None:
 
 def test_spec_collection_is_opt_in(project: pytest.Pytester) -> None:
     (project.path / "shout.yaml").write_text(SUITE)
-    result = project.runpytest_subprocess("shout.yaml")
-    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    plain = project.runpytest_subprocess("--collect-only", "-q")
+    assert "shout.yaml" not in plain.stdout.str()
+    opted = project.runpytest_subprocess("--collect-only", "-q", "--msgflo-spec")
+    opted.stdout.fnmatch_lines(
+        ["shout.yaml::shout: a word", "shout.yaml::shout: a wrong expectation"]
+    )
