@@ -21,7 +21,6 @@ import click
 from msgflo.errors import MsgfloError
 from msgflo.library import LibraryError
 from msgflo.runner import setup_logging
-from msgflo.testing.runtime import in_process_runtime, load_library
 from msgflo.testing.spec import (
     CaseResult,
     FbpClient,
@@ -90,6 +89,10 @@ async def run_in_process(
     start_timeout: float,
     command_timeout: float,
 ) -> list[CaseResult]:
+    # imported here: the coordinator and the runtime server are only needed in-process, and
+    # loading them would slow every other run of the command
+    from msgflo.testing.runtime import in_process_runtime, load_library
+
     library = load_library(library_file, componentdirs)
     async with in_process_runtime(library, broker) as address:
         return await run(suites, address, "", start_timeout, command_timeout)
