@@ -281,6 +281,7 @@ class Participant:
         self._handlers: dict[str, Callable[[Message], Awaitable[None]]] = {}
         self._control: ControlServer | None = None
         self._attached: set[str] = set()
+        self._settle_listeners: list[Callable[[Message, bool], None]] = []
 
     # -- definition ------------------------------------------------------------------
 
@@ -345,9 +346,16 @@ class Participant:
         assert self.client is not None
         await self.client.send_to(QueueKind.OUT, queue, data)
 
+    def on_settled(self, listener: Callable[[Message, bool], None]) -> None:
+        """Call ``listener(message, acked)`` whenever this participant acks or nacks a message:
+        how tests see what a participant did with its input."""
+        self._settle_listeners.append(listener)
+
     async def _settle(self, msg: Message, *, ack: bool) -> None:
         if msg.settled:
             return
+        for listener in self._settle_listeners:
+            listener(msg, ack)
         if msg.token is None or self.client is None:
             msg.acked, msg.nacked = ack, not ack
             return

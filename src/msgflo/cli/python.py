@@ -6,61 +6,19 @@ runs itself (``python file.py ROLE``) takes the same options.
 
 from __future__ import annotations
 
-import importlib.util
-import inspect
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import click
 
 from msgflo.cli.common import broker_option
+from msgflo.errors import LibraryError
 from msgflo.participant import Participant
+from msgflo.participant_file import find_participant, load_module
 from msgflo.runner import DEFAULT_BROKER, instantiate, parse_iips, run_participants
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
-
-
-def load_module(path: Path) -> ModuleType:
-    name = f"msgflo_participant_{path.stem.replace('-', '_')}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise click.UsageError(f"{path}: not a Python file")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    sys.path.insert(0, str(path.parent.resolve()))
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:
-        raise click.ClickException(f"{path}: {type(exc).__name__}: {exc}") from None
-    return module
-
-
-def find_participant(module: ModuleType, path: Path, class_name: str | None) -> type[Participant]:
-    """The participant class defined in the file (not one it merely imports)."""
-    found = [
-        obj
-        for obj in vars(module).values()
-        if inspect.isclass(obj)
-        and issubclass(obj, Participant)
-        and obj is not Participant
-        and obj.__module__ == module.__name__
-    ]
-    if class_name:
-        for cls in found:
-            if cls.__name__ == class_name:
-                return cls
-        names = ", ".join(c.__name__ for c in found) or "none"
-        raise click.UsageError(f"{path}: no participant class {class_name!r} (found: {names})")
-    if not found:
-        raise click.UsageError(f"{path}: defines no msgflo.Participant subclass")
-    if len(found) > 1:
-        names = ", ".join(c.__name__ for c in found)
-        raise click.UsageError(
-            f"{path}: several participant classes ({names}); choose with --class"
-        )
-    return found[0]
 
 
 def _common_options(func: Callable[..., None]) -> Callable[..., None]:
@@ -117,5 +75,12 @@ def main(
 ) -> None:
     """Run the msgflo participant defined in FILE under ROLE (its node name in the graph)."""
     parse_iips(iips)
-    cls = find_participant(load_module(file), file, class_name)
+    try:
+        module = load_module(file)
+    except LibraryError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        cls = find_participant(module, file, class_name)
+    except LibraryError as exc:
+        raise click.UsageError(str(exc)) from exc
     _start(cls, role, broker, iips, connect_timeout, "msgflo-python")

@@ -28,6 +28,18 @@ class ParticipantProbe:
         self.participant = participant
         self.client = client
         self._outputs: dict[str, asyncio.Queue[Message]] = {}
+        self._dead: dict[str, asyncio.Queue[Message]] = {}
+        self.acked: dict[str, list[Any]] = {}
+        """Per inport, the data of each message the participant acked, in order."""
+        self.nacked: dict[str, list[Any]] = {}
+        """Per inport, the data of each message the participant nacked (failed), in order."""
+        ports = {port["queue"]: port["id"] for port in participant.definition["inports"]}
+
+        def settled(message: Message, ack: bool) -> None:
+            port = ports.get(message.queue, message.queue)
+            (self.acked if ack else self.nacked).setdefault(port, []).append(message.data)
+
+        participant.on_settled(settled)
 
     async def _capture(self, port: str, queue: str) -> None:
         received: asyncio.Queue[Message] = asyncio.Queue()
@@ -39,6 +51,19 @@ class ParticipantProbe:
 
         await self.client.create_queue(QueueKind.IN, queue)
         await self.client.subscribe_to_queue(queue, keep)
+
+    async def _capture_dead(self, port: str, queue: str) -> None:
+        """Nacked messages of an inport go to the exchange ``dead-<queue>`` (AMQP and memory):
+        a queue of that name bound to it keeps them for :meth:`receive_dead`."""
+        received: asyncio.Queue[Message] = asyncio.Queue()
+        self._dead[port] = received
+
+        async def keep(message: Message) -> None:
+            received.put_nowait(message)
+            await self.client.ack_message(message)
+
+        await self.client.create_queue(QueueKind.IN, f"dead-{queue}")
+        await self.client.subscribe_to_queue(f"dead-{queue}", keep)
 
     async def send(self, port: str, data: Any) -> None:
         """Put ``data`` on the participant's inport queue, as an upstream node would."""
@@ -58,6 +83,19 @@ class ParticipantProbe:
     async def receive(self, port: str, timeout: float = 5.0) -> Any:
         """The data of the next message on ``port``; fails the test after ``timeout`` seconds."""
         return (await self.receive_message(port, timeout)).data
+
+    async def receive_dead(self, port: str, timeout: float = 5.0) -> Any:
+        """The data of the next message the participant dead-lettered from inport ``port``
+        (brokers with dead-letter exchanges: memory and RabbitMQ)."""
+        if port not in self._dead:
+            self.participant.inport(port)  # raises, naming the ports it has
+            raise AssertionError(f"dead letters are not captured on {self.client.url}")
+        try:
+            return (await asyncio.wait_for(self._dead[port].get(), timeout)).data
+        except TimeoutError:
+            raise AssertionError(
+                f"no dead letter from {self.participant.role}.{port} within {timeout:g} s"
+            ) from None
 
     def pending(self, port: str) -> int:
         """How many messages arrived on ``port`` and were not received yet."""
@@ -79,6 +117,9 @@ async def participant(
     try:
         for port in running.definition["outports"]:
             await probe._capture(port["id"], port["queue"])
+        if client.dead_letters:
+            for port in running.definition["inports"]:
+                await probe._capture_dead(port["id"], port["queue"])
         await running.start(client)
         yield probe
     finally:

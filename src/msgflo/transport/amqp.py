@@ -451,6 +451,7 @@ def _bind_exchange(destination: str, source: str) -> _Op:
 
 class AmqpClient(Client):
     scheme = "amqp"
+    dead_letters = True
 
     def __init__(self, address: Address, *, connect_timeout: float = 30.0) -> None:
         super().__init__(address, connect_timeout=connect_timeout)

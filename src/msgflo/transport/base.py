@@ -241,6 +241,10 @@ class Client(ABC):
     """Whether a consumer may subscribe to a source queue itself (MQTT, which has no
     broker-side bindings): see :mod:`msgflo.control`."""
 
+    dead_letters: ClassVar[bool] = False
+    """Whether a nacked message goes to the exchange ``dead-<queue>`` of its inqueue (brokers
+    with dead-letter exchanges), where a queue of that name bound to it collects them."""
+
     async def attach(self, source: str, handler: MessageHandler, *, group: str) -> None:
         """Consume ``source`` as if it were bound to one of our queues; consumers that attach
         with the same ``group`` share its messages."""

@@ -170,6 +170,7 @@ def _hub_for(address: Address) -> _Hub:
 
 class MemoryClient(Client):
     scheme = "memory"
+    dead_letters = True
 
     def __init__(self, address: Address, *, connect_timeout: float = 30.0) -> None:
         super().__init__(address, connect_timeout=connect_timeout)
