@@ -87,7 +87,7 @@ def _python_components(graph: Graph, library: Library) -> dict[str, Path]:
     for name, node in graph.nodes.items():
         component = library.find(node.component) if node.component else None
         if component is not None and component.language == "python" and component.path:
-            found[name] = component.path
+            found[name] = library.root / component.path
     return found
 
 
