@@ -16,7 +16,7 @@ from typing import Any
 
 from msgflo.participant import Participant
 from msgflo.runner import instantiate
-from msgflo.transport import Client, Message, QueueKind, get_client
+from msgflo.transport import Binding, Broker, Message, QueueKind, get_broker
 
 __all__ = ["ParticipantProbe", "participant"]
 
@@ -24,11 +24,11 @@ __all__ = ["ParticipantProbe", "participant"]
 class ParticipantProbe:
     """A running participant with a test harness around its ports."""
 
-    def __init__(self, participant: Participant, client: Client) -> None:
+    def __init__(self, participant: Participant, client: Broker) -> None:
         self.participant = participant
         self.client = client
         self._outputs: dict[str, asyncio.Queue[Message]] = {}
-        self._dead: dict[str, asyncio.Queue[Message]] = {}
+        self._dead: dict[str, asyncio.Queue[Any]] = {}
         self.acked: dict[str, list[Any]] = {}
         """Per inport, the data of each message the participant acked, in order."""
         self.nacked: dict[str, list[Any]] = {}
@@ -54,16 +54,15 @@ class ParticipantProbe:
 
     async def _capture_dead(self, port: str, queue: str) -> None:
         """Nacked messages of an inport go to the exchange ``dead-<queue>`` (AMQP and memory):
-        a queue of that name bound to it keeps them for :meth:`receive_dead`."""
-        received: asyncio.Queue[Message] = asyncio.Queue()
+        watching that exchange keeps them for :meth:`receive_dead` without taking them from
+        anyone else who consumes the dead-letter queue."""
+        received: asyncio.Queue[Any] = asyncio.Queue()
         self._dead[port] = received
 
-        async def keep(message: Message) -> None:
-            received.put_nowait(message)
-            await self.client.ack_message(message)
+        async def keep(_binding: Binding, data: Any) -> None:
+            received.put_nowait(data)
 
-        await self.client.create_queue(QueueKind.IN, f"dead-{queue}")
-        await self.client.subscribe_to_queue(f"dead-{queue}", keep)
+        await self.client.subscribe_data(Binding(f"dead-{queue}", f"dead-{queue}"), keep)
 
     async def send(self, port: str, data: Any) -> None:
         """Put ``data`` on the participant's inport queue, as an upstream node would."""
@@ -91,7 +90,7 @@ class ParticipantProbe:
             self.participant.inport(port)  # raises, naming the ports it has
             raise AssertionError(f"dead letters are not captured on {self.client.url}")
         try:
-            return (await asyncio.wait_for(self._dead[port].get(), timeout)).data
+            return await asyncio.wait_for(self._dead[port].get(), timeout)
         except TimeoutError:
             raise AssertionError(
                 f"no dead letter from {self.participant.role}.{port} within {timeout:g} s"
@@ -110,7 +109,7 @@ async def participant(
     broker: str | None = None,
 ) -> AsyncIterator[ParticipantProbe]:
     """Run ``target`` under ``role`` on ``broker`` (default: a fresh ``memory://`` broker)."""
-    client = get_client(broker or f"memory://test-{uuid.uuid4().hex}")
+    client = get_broker(broker or f"memory://test-{uuid.uuid4().hex}")
     await client.connect()
     running = instantiate(target, role)
     probe = ParticipantProbe(running, client)
