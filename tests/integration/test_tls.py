@@ -49,9 +49,7 @@ def rabbit_port(certs: Certs) -> Iterator[int]:
 
 
 @pytest.fixture(params=["mqtts", "amqps"])
-def tls_url(
-    request: pytest.FixtureRequest, mosquitto: MosquittoTls, rabbit_port: int
-) -> str:
+def tls_url(request: pytest.FixtureRequest, mosquitto: MosquittoTls, rabbit_port: int) -> str:
     """The broker's TLS address, no options: each test adds the ones it is about."""
     if request.param == "mqtts":
         return f"mqtts://127.0.0.1:{mosquitto.client_cert_port}"
@@ -89,9 +87,7 @@ async def refusal(url: str) -> str:
     return str(caught.value)
 
 
-async def test_client_certificate_from_url_options(
-    tls_url: str, certs: Certs, prefix: str
-) -> None:
+async def test_client_certificate_from_url_options(tls_url: str, certs: Certs, prefix: str) -> None:
     url = with_options(tls_url, ca=certs.ca, cert=certs.client_cert, key=certs.client_key)
     assert await round_trip(url, f"{prefix}.IN") == {"over": "tls"}
 
