@@ -34,9 +34,16 @@ log = logging.getLogger(__name__)
 QUIET_LIBRARIES = ("aiormq", "aio_pika", "aiomqtt", "paho", "amqtt", "transitions")
 
 
-DEBUG_NAMESPACES = tuple(
-    f"msgflo:{name}"
-    for name in "coordinator runtime fbp library setup amqp mqtt routing participant".split()
+DEBUG_NAMESPACES = (
+    "msgflo:coordinator",
+    "msgflo:runtime",
+    "msgflo:fbp",
+    "msgflo:library",
+    "msgflo:setup",
+    "msgflo:amqp",
+    "msgflo:mqtt",
+    "msgflo:routing",
+    "msgflo:participant",
 )
 """The original's debug namespaces: ``DEBUG`` patterns are matched against these names."""
 
