@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PEERS := tests/external/node
 PEERS_STAMP := $(PEERS)/node_modules/.installed
 
-.PHONY: demo test lint check unit install peers bench clean
+.PHONY: demo test lint check unit install peers bench clean prereqs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy
 
-test: $(STAMP) $(PEERS_STAMP) lint
+# Before anything is installed: one line per missing tool, and what to install.
+prereqs:
+	@PYTHON=$(PYTHON) .ci/prereqs
+
+test: prereqs $(STAMP) $(PEERS_STAMP) lint
 	$(BIN)/pytest -q
 
 unit: $(STAMP)

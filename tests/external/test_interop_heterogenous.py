@@ -52,8 +52,9 @@ class PyRepeat(msgflo.Participant):
 async def test_discovery_keys_and_repeat_through_a_pubsub_binding(
     vhost: LazyVhost, tmp_path: Path, prefix: str, kind: str
 ) -> None:
-    """Items 16-17 of participants-wire.md §7, as the spec does them, with the test's own
-    receive queue bound ``pubsub`` to the participant's ``out`` queue."""
+    """The last two checks of the original's heterogenous spec (the discovery message's keys;
+    a message comes back unchanged), as the spec does them, with the test's own receive queue
+    bound ``pubsub`` to the participant's ``out`` queue."""
     source = tmp_path / "repeat.py"
     source.write_text(REPEAT)
     role = f"{prefix}repeat"

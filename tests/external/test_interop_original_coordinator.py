@@ -2,9 +2,10 @@
 
 The original ``msgflo`` and ``msgflo-setup`` start our participants through their default
 ``.py`` handler (``msgflo-python #FILENAME #ROLE``), learn them from discovery and wire them.
-The original's bugs are worked around here, in the test setup, never in our product: a library
-file must exist (msgflo-core.md §9.5), ``--ping-interval 0`` would spin a 0 ms timer, children
-outlive the tool (§9.8), and commander's optional booleans would swallow a following argument.
+The original's bugs are worked around here, in the test setup, never in our product (the list is
+in docs/compatibility.md): a library file must exist (the original crashes without one),
+``--ping-interval 0`` would spin a 0 ms timer, children outlive the tool (it never stops them),
+and commander's optional booleans would swallow a following argument.
 """
 
 from __future__ import annotations

@@ -26,7 +26,9 @@ from msgflo.broker import configured_broker, embedded_broker
 from msgflo.coordinator import Coordinator, CoordinatorOptions, Event, EventKind
 from msgflo.graph import Graph, GraphError, load_graph
 from msgflo.library import Library, LibraryError
+from msgflo.runner import setup_logging
 from msgflo.runtime import MAIN_GRAPH, Access, AccessError, Runtime, RuntimeOptions, serve
+from msgflo.runtime.ping import DEFAULT_URL, AlivePing, alive_ping
 from msgflo.transport import Address, TransportError, get_broker
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -57,6 +59,7 @@ class ServerSettings:
     port: int
     ide: str
     runtime: RuntimeOptions
+    ping: AlivePing = field(default_factory=AlivePing)
 
 
 def load_library(config: Path | None, componentdirs: Sequence[str]) -> Library:
@@ -131,7 +134,10 @@ async def run(
             await coordinator.start()
             runtime.add_graph(MAIN_GRAPH, graph)
             await runtime.start_network(MAIN_GRAPH)
-            async with serve(runtime, server.host, server.port, server.ide) as endpoint:
+            async with (
+                serve(runtime, server.host, server.port, server.ide) as endpoint,
+                alive_ping(server.ping, server.runtime.id),
+            ):
                 pending = coordinator.pending_roles()
                 name = graph_file.name if graph_file else "(empty graph)"
                 waiting = f", waiting for {', '.join(pending)}" if pending else ""
@@ -258,16 +264,16 @@ async def run(
 )
 @click.option(
     "--ping-url",
-    default="https://api.flowhub.io/runtimes/$RUNTIME_ID",
+    default=DEFAULT_URL,
     show_default=True,
-    help="Alive-ping URL (runtime protocol; coming).",
+    help="Runtime registry URL to ping; $RUNTIME_ID is replaced by the runtime id.",
 )
 @click.option(
     "--ping-method",
     type=click.Choice(["GET", "POST"]),
     default="POST",
     show_default=True,
-    help="Alive-ping method (runtime protocol; coming).",
+    help="HTTP method of the alive ping.",
 )
 @click.option(
     "--ping-interval",
@@ -275,7 +281,7 @@ async def run(
     default=0,
     show_default=True,
     envvar="MSGFLO_PING_INTERVAL",
-    help="Alive-ping period in seconds, 0 for none (runtime protocol; coming).",
+    help="Seconds between alive pings, 0 for none. A failing ping is logged, never fatal.",
 )
 def main(
     graph_file: Path | None,
@@ -297,9 +303,12 @@ def main(
     secret: str | None,
     secrets_file: Path | None,
     default_access: str | None,
-    **_ping: Any,
+    ping_url: str,
+    ping_method: str,
+    ping_interval: float,
 ) -> None:
     """Run GRAPH as a distributed network of participants and keep it running until Ctrl-C."""
+    setup_logging()
     try:
         library = load_library(library_file, componentdir)
         options = CoordinatorOptions(
@@ -323,6 +332,7 @@ def main(
                 auto_save=auto_save,
                 namespace=library.namespace,
             ),
+            AlivePing(ping_url, ping_method, ping_interval),
         )
     except (LibraryError, AccessError, OSError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None

@@ -56,6 +56,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import ssl
 import struct
 import uuid
 from collections import OrderedDict, deque
@@ -89,6 +90,7 @@ from msgflo.transport.base import (
     TransportError,
     decode,
 )
+from msgflo.transport.tls import TLS_OPTIONS, client_context, verification_failure
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +113,7 @@ HEADER_SIZE_AT = 11
 """Offset of the 8-octet body size in a marshalled content header frame."""
 _BODY_FRAME = struct.Struct(">BHI")
 
-_OWN_OPTIONS = frozenset({"prefetch", "persistent"})
+_OWN_OPTIONS = frozenset({"prefetch", "persistent"}) | TLS_OPTIONS
 _TRUE = frozenset({"1", "true", "yes", "on"})
 
 _Op = Callable[[AbstractChannel], Awaitable[object]]
@@ -280,8 +282,9 @@ class _Session:
         prefetch: int,
         properties: spec.Basic.Properties,
         on_confirm: Callable[[_Session, int, bool, bool], None],
+        tls: ssl.SSLContext | None,
     ) -> _Session:
-        connection = await aio_pika.connect(url, timeout=timeout)
+        connection = await aio_pika.connect(url, timeout=timeout, ssl_context=tls)
         try:
             transport = connection.transport
             assert transport is not None
@@ -391,7 +394,7 @@ class _Session:
 
 
 def _broker_url(address: Address) -> str:
-    """The URL for aio-pika: our own options removed, the rest (heartbeat, TLS files) kept."""
+    """The URL for aio-pika: our own options (TLS included) removed, the rest kept."""
     parts = urlsplit(address.url)
     query = [
         (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in _OWN_OPTIONS
@@ -459,6 +462,7 @@ class AmqpClient(Client):
         persistent = address.options.get("persistent", "0").lower() in _TRUE
         self._properties = spec.Basic.Properties(delivery_mode=2 if persistent else 1)
         self._url = _broker_url(address)
+        self._tls = client_context(address)
         self._running = False
         self._generation = 0
         self._session: _Session | None = None
@@ -495,7 +499,8 @@ class AmqpClient(Client):
             ) from None
         except Exception as exc:
             raise TransportError(
-                f"cannot connect to {self.address.redacted()}: {_cause(exc)}"
+                f"cannot connect to {self.address.redacted()}: "
+                f"{verification_failure(exc) or _cause(exc)}"
             ) from None
         self._running = True
         self._publish_session(session)
@@ -555,6 +560,7 @@ class AmqpClient(Client):
             self.prefetch,
             self._properties,
             self._on_confirm,
+            self._tls,
         )
         try:
             for op in list(self._topology.values()):

@@ -1,11 +1,11 @@
 """MQTT transport: topics are queues, the broker side routes in-process (the original's Binder).
 
-Wire behaviour follows msgflo-nodejs (research participants-wire.md §4): a queue name is the
+Wire behaviour follows msgflo-nodejs (docs/transports.md): a queue name is the
 topic, nothing is declared on the broker, bodies are published with QoS 0 and retain false (QoS
 is selectable with ``?qos=``), ack/nack are no-ops on the wire, discovery goes to topic ``fbp``.
 
 URL: ``mqtt[s]://user:pass@host:port?qos=1&clientId=X&keepalive=60&shared=1&group=msgflo``
-(``mqtts`` defaults to port 8883 and reads ``ca_certs``, ``certfile``, ``keyfile``).
+(``mqtts`` defaults to port 8883; its CA and client certificate: :mod:`msgflo.transport.tls`).
 
 aiomqtt owns the connection (CONNACK, SUBACK, keepalive).  The per-message paths bypass it and
 most of paho, because paho costs about three ``recv`` calls, a callback-matcher pass and a lock
@@ -58,6 +58,7 @@ from msgflo.transport.base import (
     TransportError,
     decode,
 )
+from msgflo.transport.tls import client_context, verification_failure
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,7 @@ class MqttClient(Client):
         self._group = address.options.get("group", "msgflo")
         self._client_id = address.options.get("clientId")
         self._keepalive = address.int_option("keepalive", 60)
+        self._tls = client_context(address)
         # A broker keeps a session (subscriptions, QoS>=1 messages in flight) across a
         # reconnection only for a known client id; a random id would leave orphans behind.
         persistent = self._qos > 0 and self._client_id is not None
@@ -205,7 +207,8 @@ class MqttClient(Client):
             await asyncio.wait_for(self._open(self.connect_timeout), self.connect_timeout)
         except (aiomqtt.MqttError, OSError, TimeoutError) as exc:
             raise TransportError(
-                f"cannot connect to {self.address.redacted()}: {_cause(exc)}"
+                f"cannot connect to {self.address.redacted()}: "
+                f"{verification_failure(exc) or _cause(exc)}"
             ) from None
         self._closed = False
         self._set_online()
@@ -213,14 +216,6 @@ class MqttClient(Client):
 
     async def _open(self, timeout: float) -> None:
         """Connect a fresh session and restore every subscription on it."""
-        tls = None
-        if self.address.scheme == "mqtts":
-            opts = self.address.options
-            tls = aiomqtt.TLSParameters(
-                ca_certs=opts.get("ca_certs"),
-                certfile=opts.get("certfile"),
-                keyfile=opts.get("keyfile"),
-            )
         session = aiomqtt.Client(
             self.address.host or "127.0.0.1",
             self.address.port or DEFAULT_PORTS[self.address.scheme],
@@ -229,7 +224,7 @@ class MqttClient(Client):
             identifier=self._client_id or f"msgflo-{uuid.uuid4().hex[:16]}",
             clean_session=self._clean_session,
             keepalive=self._keepalive,
-            tls_params=tls,
+            tls_context=self._tls,
             timeout=timeout,
         )
         client: paho.Client = session._client
