@@ -38,6 +38,7 @@ import itertools
 import logging
 import re
 import ssl
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,6 +81,8 @@ DEAD_PREFIX = "dead-"
 RECONNECT_WAIT = 0.5
 FETCH_BATCH = 256
 FETCH_WAIT = 1.0
+RECHECK = 1.0
+"""Seconds after which a subject found on no stream is looked up again (one may be made)."""
 PUBLISH_WINDOW = 4096
 """JetStream publishes awaiting their acknowledgement; further sends wait for room."""
 
@@ -204,6 +207,7 @@ class NatsClient(Client):
         self._publisher: _AckedPublisher | None = None
         self._subs: dict[tuple[str, str], Subscription | asyncio.Task[None]] = {}
         self._streams: dict[str, str | None] = {}
+        self._missed: dict[str, float] = {}
         self._online = asyncio.Event()
         self._offline = asyncio.Event()
 
@@ -378,7 +382,9 @@ class NatsClient(Client):
         if self._js is None:
             return None
         if not refresh and subject in self._streams:
-            return self._streams[subject]
+            known = self._streams[subject]
+            if known is not None or time.monotonic() - self._missed.get(subject, 0) < RECHECK:
+                return known
         try:
             found: str | None = await self._js.find_stream_name_by_subject(subject)
         except nats.js.errors.NotFoundError:
@@ -389,6 +395,8 @@ class NatsClient(Client):
                 f"{_cause(exc)}"
             ) from exc
         self._streams[subject] = found
+        if found is None:
+            self._missed[subject] = time.monotonic()
         return found
 
     async def remove_queue(self, kind: QueueKind, name: str) -> None:
