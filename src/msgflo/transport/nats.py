@@ -36,6 +36,7 @@ import contextlib
 import hashlib
 import itertools
 import logging
+import os
 import re
 import ssl
 import time
@@ -103,6 +104,8 @@ def _cause(exc: BaseException) -> str:
         return str(exc.description)
     if isinstance(exc, TimeoutError):
         return "no answer from the server"
+    if isinstance(exc, OSError) and exc.errno:
+        return f"{os.strerror(exc.errno).lower()} ({exc})"
     text = str(exc).removeprefix("nats: ").strip("'\" ") or type(exc).__name__
     text = re.sub(r"^\[Errno -?\d+\]\s*", "", text)
     return text[0].lower() + text[1:]
