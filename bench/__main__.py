@@ -18,7 +18,17 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from bench import relay, report, scenarios
-from bench.common import MOSQUITTO, RABBITMQ, ROOT, Limits, Result, machine, processes
+from bench.common import (
+    MOSQUITTO,
+    NATS,
+    NATS_JETSTREAM,
+    RABBITMQ,
+    ROOT,
+    Limits,
+    Result,
+    machine,
+    processes,
+)
 
 RESULTS = ROOT / "bench" / "results"
 DOCS = ROOT / "docs" / "performance.md"
@@ -32,7 +42,7 @@ SCENARIOS = (
     "recovery",
     "graph_parse",
 )
-TRANSPORTS = ("memory", "mosquitto", "rabbitmq", "amqtt")
+TRANSPORTS = ("memory", "mosquitto", "rabbitmq", "amqtt", "nats", "nats-jetstream")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -101,6 +111,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             "memory": "memory://bench",
             "mosquitto": MOSQUITTO,
             "rabbitmq": RABBITMQ,
+            "nats": NATS,
+            "nats-jetstream": NATS_JETSTREAM,
             "amqtt": brokers[0].ready if brokers else "",
         }
         targets = [relay.Target(name, urls[name]) for name in args.transports]

@@ -23,6 +23,8 @@ NODE_PEERS = ROOT / "tests" / "external" / "node"
 NODE_MODULES = NODE_PEERS / "node_modules"
 RABBITMQ = "amqp://guest:guest@127.0.0.1:5672/"
 MOSQUITTO = "mqtt://127.0.0.1:1883"
+NATS = "nats://127.0.0.1:4222"
+NATS_JETSTREAM = "nats://127.0.0.1:4222?jetstream=1"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The neutral load generator and sink: plain paho-mqtt / aio-pika clients, none of msgflo's code
+"""The neutral load generator and sink: plain paho-mqtt / aio-pika / nats-py clients, none of msgflo's code
 (except on ``memory://``, which exists only inside msgflo).
 
 Every message is ``{"run": R, "seq": n, "t0": perf_counter_ns, "body": "..."}`` of about 100
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aio_pika
+import nats
 import orjson
 import paho.mqtt.client as paho
 import pika
@@ -251,6 +252,34 @@ class MqttLoad(Load):
 
     async def publish(self, body: bytes) -> None:
         self._pub.publish(self.source_topic, body, 0)
+
+
+class NatsLoad(Load):
+    """nats-py on core NATS at both ends: the source publishes without waiting for JetStream
+    (a stream that captures the subject stores it all the same), the sink subscribes to the
+    last subject, which sees messages published there with or without JetStream."""
+
+    def __init__(self, url: str, source: str, sink: str, copies: int = 1) -> None:
+        super().__init__(copies)
+        self.url, self.source_subject, self.sink_subject = url.split("?")[0], source, sink
+        self._nc: Any = None
+
+    async def open(self) -> None:
+        self.sink.room = asyncio.Event()
+        self._nc = await nats.connect(self.url)
+
+        async def take(msg: Any) -> None:
+            self.sink.take(msg.data)
+
+        await self._nc.subscribe(self.sink_subject, cb=take)
+        await self._nc.flush()
+
+    async def close(self) -> None:
+        if self._nc is not None:
+            await self._nc.close()
+
+    async def publish(self, body: bytes) -> None:
+        await self._nc.publish(self.source_subject, body)
 
 
 class AmqpLoad(Load):

@@ -30,7 +30,7 @@ from bench.common import (
     summary,
     unique,
 )
-from bench.loadgen import AmqpLoad, Load, MqttLoad, delete_amqp
+from bench.loadgen import AmqpLoad, Load, MqttLoad, NatsLoad, delete_amqp
 from msgflo.participant import Participant
 from msgflo.transport import Address, Client, Message, QueueKind, get_client
 
@@ -68,6 +68,10 @@ class Target:
     def memory(self) -> bool:
         return self.url.startswith("memory")
 
+    @property
+    def nats(self) -> bool:
+        return self.url.startswith("nats")
+
 
 def relay_command(impl: str, target: Target, role: str, inq: str, outq: str) -> list[str]:
     if impl in ("ours-async", "ours-legacy"):
@@ -81,6 +85,8 @@ def relay_command(impl: str, target: Target, role: str, inq: str, outq: str) -> 
         return [str(launcher), "--name", role, "--broker", target.url, str(NODE_REPEAT)]
     if target.amqp:
         return [sys.executable, str(RELAYS / "bare_aiopika.py"), target.url, inq, outq]
+    if target.nats:
+        return [sys.executable, str(RELAYS / "bare_nats.py"), target.url, inq, outq]
     address = Address.parse(target.url)
     return [
         sys.executable,
@@ -107,6 +113,10 @@ def supported(impl: str, target: Target) -> str | None:
         return "memory:// exists only inside our process"
     if impl == "node-prefetch" and not target.amqp:
         return "prefetch exists only on AMQP"
+    if target.nats and impl.startswith("node"):
+        return "the original has no NATS transport"
+    if target.nats and impl == "bare" and "jetstream" in target.url:
+        return "the bare relay is core NATS only"
     return None
 
 
@@ -255,11 +265,23 @@ async def chain(
         await load.close()
         if target.amqp:
             await delete_amqp(target.url, names, names)
+        if target.nats:
+            await delete_streams(target.url, names)
+
+
+async def delete_streams(url: str, names: Sequence[str]) -> None:
+    """JetStream keeps streams after their clients leave; a chain's are removed after it."""
+    client = get_client(url)
+    async with client:
+        for name in names:
+            await client.remove_queue(QueueKind.IN, name)
 
 
 def make_load(url: str, source: str, sink: str, copies: int = 1) -> Load:
     if url.startswith("amqp"):
         return AmqpLoad(url, source, sink, copies)
+    if url.startswith("nats"):
+        return NatsLoad(url, source, sink, copies)
     address = Address.parse(url)
     return MqttLoad(address.host, address.port or 1883, source, sink, copies)
 

@@ -213,6 +213,25 @@ def targets_section(data: dict[str, Any]) -> str:
                 and bool(node and best >= 100 * node),
             )
         )
+    mine = _rate(relay.get(("nats N=1", "ours-async")))
+    bare = _rate(relay.get(("nats N=1", "bare")))
+    if mine and bare:
+        checks.append(
+            (
+                "core NATS relay (ours-async) ≥ 1.0x bare nats-py",
+                f"{mine:,.0f} msg/s, {mine / bare:.2f}x bare ({bare:,.0f} msg/s)",
+                mine >= bare,
+            )
+        )
+    mine = _rate(relay.get(("nats-jetstream N=1", "ours-async")))
+    if mine:
+        checks.append(
+            (
+                "JetStream relay (ours-async), acked: ≥ 10,000 msg/s",
+                f"{mine:,.0f} msg/s",
+                mine >= 10_000,
+            )
+        )
     for ours in ("ours-async", "ours-legacy"):
         mem = _rate(relay.get(("memory N=1", ours)))
         if mem:

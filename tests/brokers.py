@@ -8,6 +8,8 @@ import pytest
 
 RABBITMQ = "amqp://guest:guest@127.0.0.1:5672/"
 MOSQUITTO = "mqtt://127.0.0.1:1883"
+NATS = "nats://127.0.0.1:4222"
+NATS_JETSTREAM = "nats://127.0.0.1:4222?jetstream=1"
 
 
 def listening(port: int) -> bool:

@@ -1,4 +1,4 @@
-"""On MQTT our participants subscribe to their sources themselves when the coordinator asks,
+"""On MQTT (and NATS, wired the same way) our participants subscribe to their sources themselves when the coordinator asks,
 so data never detours through the coordinator and keeps flowing when it stops; participants
 that cannot be asked are served by forwarding."""
 
@@ -14,7 +14,7 @@ import msgflo
 from msgflo.coordinator import Coordinator, CoordinatorOptions, Event, EventKind
 from msgflo.transport import Client, Message, QueueKind, get_broker, get_client
 from msgflo.wiring import PortRef
-from tests.brokers import MOSQUITTO, require_broker
+from tests.brokers import MOSQUITTO, NATS, NATS_JETSTREAM, require_broker
 
 pytestmark = pytest.mark.broker
 WAIT = 10.0
@@ -30,20 +30,20 @@ class Upper(msgflo.Participant):
 
 
 class Net:
-    def __init__(self, prefix: str) -> None:
-        require_broker(1883, "Mosquitto")
+    def __init__(self, prefix: str, url: str) -> None:
+        port = 1883 if url == MOSQUITTO else 4222
+        require_broker(port, "Mosquitto" if port == 1883 else "NATS")
+        self.url = url
         self.prefix = prefix
         self.clients: list[Client] = []
         self.participants: list[msgflo.Participant] = []
-        self.coordinator = Coordinator(
-            get_broker(MOSQUITTO), options=CoordinatorOptions(broker_url=MOSQUITTO)
-        )
+        self.coordinator = Coordinator(get_broker(url), options=CoordinatorOptions(broker_url=url))
 
     def role(self, name: str) -> str:
         return f"{self.prefix}{name}"
 
     async def client(self) -> Client:
-        client = get_client(MOSQUITTO)
+        client = get_client(self.url)
         await client.connect()
         self.clients.append(client)
         return client
@@ -84,9 +84,11 @@ class Net:
             await client.disconnect()
 
 
-@pytest.fixture
-async def net(prefix: str) -> AsyncIterator[Net]:
-    n = Net(prefix)
+@pytest.fixture(
+    params=[MOSQUITTO, NATS, NATS_JETSTREAM], ids=["mosquitto", "nats", "nats-jetstream"]
+)
+async def net(prefix: str, request: pytest.FixtureRequest) -> AsyncIterator[Net]:
+    n = Net(prefix, request.param)
     await n.coordinator.start()
     yield n
     await n.coordinator.stop()

@@ -12,7 +12,7 @@ import pytest
 
 import msgflo
 from msgflo.transport import get_client
-from tests.brokers import MOSQUITTO, RABBITMQ, require_broker
+from tests.brokers import MOSQUITTO, NATS, NATS_JETSTREAM, RABBITMQ, require_broker
 from tests.integration.run_helpers import UPPER, Msgflo, Sink, run_msgflo
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -21,6 +21,8 @@ BROKERS = [
     pytest.param(None, id="embedded"),
     pytest.param(MOSQUITTO, id="mosquitto"),
     pytest.param(RABBITMQ, id="rabbitmq"),
+    pytest.param(NATS, id="nats"),
+    pytest.param(NATS_JETSTREAM, id="nats-jetstream"),
 ]
 
 
@@ -31,6 +33,8 @@ def broker(request: pytest.FixtureRequest) -> str | None:
         require_broker(1883, "Mosquitto")
     elif url == RABBITMQ:
         require_broker(5672, "RabbitMQ")
+    elif url in (NATS, NATS_JETSTREAM):
+        require_broker(4222, "NATS")
     return url
 
 

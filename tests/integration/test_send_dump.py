@@ -8,18 +8,24 @@ import json
 import pytest
 
 from msgflo.transport import Message, QueueKind, get_client
-from tests.brokers import MOSQUITTO, RABBITMQ, require_broker
+from tests.brokers import MOSQUITTO, NATS, NATS_JETSTREAM, RABBITMQ, require_broker
 from tests.integration.processes import BIN
 
 pytestmark = pytest.mark.broker
 WAIT = 15.0
 
 
-@pytest.fixture(params=["mqtt", "amqp"], ids=["mosquitto", "rabbitmq"])
+@pytest.fixture(
+    params=["mqtt", "amqp", "nats", "nats-js"],
+    ids=["mosquitto", "rabbitmq", "nats", "nats-jetstream"],
+)
 def broker_url(request: pytest.FixtureRequest) -> str:
     if request.param == "mqtt":
         require_broker(1883, "Mosquitto")
         return MOSQUITTO
+    if request.param.startswith("nats"):
+        require_broker(4222, "NATS")
+        return NATS_JETSTREAM if request.param == "nats-js" else NATS
     require_broker(5672, "RabbitMQ")
     return RABBITMQ
 

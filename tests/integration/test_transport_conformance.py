@@ -25,12 +25,14 @@ from msgflo.transport import (
     get_broker,
     get_client,
 )
-from tests.brokers import MOSQUITTO, RABBITMQ, require_broker
+from tests.brokers import MOSQUITTO, NATS, NATS_JETSTREAM, RABBITMQ, require_broker
 
 TRANSPORTS = [
     pytest.param("memory", id="memory"),
     pytest.param("mqtt", id="mosquitto", marks=pytest.mark.broker),
     pytest.param("amqp", id="rabbitmq", marks=pytest.mark.broker),
+    pytest.param("nats", id="nats", marks=pytest.mark.broker),
+    pytest.param("nats-js", id="nats-jetstream", marks=pytest.mark.broker),
 ]
 WAIT = 10.0
 
@@ -42,6 +44,9 @@ def url_for(kind: str) -> str:
     if kind == "amqp":
         require_broker(5672, "RabbitMQ")
         return RABBITMQ
+    if kind in ("nats", "nats-js"):
+        require_broker(4222, "NATS")
+        return NATS_JETSTREAM if kind == "nats-js" else NATS
     return f"memory://conformance-{uuid.uuid4().hex}"
 
 
@@ -88,7 +93,7 @@ class Env:
         self.declared.append((QueueKind.OUT, name))
 
     async def close(self) -> None:
-        if self.clients and self.kind == "amqp":
+        if self.clients and self.kind in ("amqp", "nats-js"):
             cleaner = self.clients[0]
             for kind, name in self.declared:
                 with contextlib.suppress(Exception):  # cleanup must not hide the result

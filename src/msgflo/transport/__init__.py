@@ -50,6 +50,8 @@ _REGISTRY: dict[str, str] = {
     "mqtts": "msgflo.transport.mqtt:MqttClient:MqttBroker",
     "amqp": "msgflo.transport.amqp:AmqpClient:AmqpBroker",
     "amqps": "msgflo.transport.amqp:AmqpClient:AmqpBroker",
+    "nats": "msgflo.transport.nats:NatsClient:NatsBroker",
+    "tls": "msgflo.transport.nats:NatsClient:NatsBroker",
 }
 
 
