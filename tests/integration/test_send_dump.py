@@ -6,6 +6,8 @@ import asyncio
 import json
 import os
 import signal
+import socket
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +15,7 @@ from msgflo.transport import Message, QueueKind, get_client
 from tests.brokers import MOSQUITTO, require_broker
 from tests.integration.amqp_helpers import Rabbit, url
 from tests.integration.processes import BIN
+from tests.integration.run_helpers import run_msgflo
 
 pytestmark = pytest.mark.broker
 WAIT = 15.0
@@ -265,3 +268,37 @@ async def test_the_broker_is_printed_unless_given(broker_url: str, prefix: str) 
     env.pop("MSGFLO_BROKER")
     _, _, err = await run(*argv, env=env)
     assert "using broker amqp://localhost (the default" in err
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def test_the_tools_reach_msgflos_embedded_broker_on_a_fixed_port(
+    tmp_path: Path, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = free_port()
+    monkeypatch.setenv("MSGFLO_EMBEDDED_PORT", str(port))
+    async with run_msgflo(tmp_path, "--port", "0", broker=None) as running:
+        match = await running.wait_line(r"msgflo: for other commands: export MSGFLO_BROKER=(\S+)")
+        assert match[1] == f"mqtt://127.0.0.1:{port}"
+        env = {**os.environ, "MSGFLO_BROKER": match[1]}
+        topic = f"{prefix}.OUT"
+        dump = asyncio.create_task(
+            run(str(BIN / "msgflo-dump-message"), "-q", topic, "--timeout", "30", env=env)
+        )
+        for _ in range(40):  # the dumper subscribes at its own pace; MQTT keeps nothing
+            code, _, err = await run(
+                str(BIN / "msgflo-send-message"), "-q", topic, "--json", '"hi"', env=env
+            )
+            assert code == 0, err
+            assert f"using broker mqtt://127.0.0.1:{port} (from MSGFLO_BROKER)" in err
+            if (await asyncio.wait([dump], timeout=0.2))[0]:
+                break
+        code, out, err = await dump
+        assert code == 0, err
+        assert json.loads(out) == "hi"
+        assert await running.stop() == 0
