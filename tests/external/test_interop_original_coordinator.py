@@ -36,6 +36,11 @@ LEGACY_REPEAT = (Path(__file__).parents[1] / "fixtures" / "legacy" / "Repeat.py"
 KINDS = pytest.mark.parametrize("kind", ["mqtt", "amqp"], ids=["mosquitto", "rabbitmq"])
 
 
+def fed(url: str) -> str:
+    """On AMQP our participants put their announcements in the queue ``fbp`` only when asked."""
+    return f"{url}?fbp_queue=1" if url.startswith("amqp") else url
+
+
 def project(root: Path, graph: str) -> Path:
     """A Node msgflo project: package.json as the library, participants/ as component dir."""
     component_dir(root, {"PyTag": PY_TAG, "LegacyRepeat": LEGACY_REPEAT}, node=("NodeRepeat",))
@@ -59,7 +64,8 @@ async def test_original_msgflo_discovers_wires_and_feeds_our_participants(
         # yet (msgflo#125); the sink is bound before the original starts.
         f"'hello' -> IN {b}\n",
     )
-    with broker_for(kind, vhost) as url:
+    with broker_for(kind, vhost) as plain:
+        url = fed(plain)
         sink = await Sink.on(url, f"{b}.OUT")  # before the IIP can flow
         try:
             argv = [
@@ -97,7 +103,8 @@ async def test_original_msgflo_setup_starts_and_binds_our_participants(
         mode = ["--timeout", "20", "--participants", "--discover", "--forever"]
     project(tmp_path, graph)
     env = {**node_env(), "MSGFLO_DISCOVERY_PERIOD": "1"}  # --discover subscribes late (#94)
-    with broker_for(kind, vhost) as url:
+    with broker_for(kind, vhost) as plain:
+        url = fed(plain)
         sink = await Sink.on(url, f"{b}.OUT")
         try:
             argv = [

@@ -130,6 +130,10 @@ class Rabbit:
         )  # fmt: skip
         return {row["name"]: row for row in json.loads(out)}
 
+    def bindings_from(self, exchange: str) -> set[str]:
+        """Queues bound to ``exchange``."""
+        return {dest for source, kind, dest in self.bindings() if source == exchange}
+
     def bindings(self) -> set[tuple[str, str, str]]:
         """(source exchange, destination kind, destination) for every non-default binding."""
         out = rabbitmqctl(

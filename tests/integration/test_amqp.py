@@ -4,13 +4,14 @@ bindings, discovery, confirms and the ordering of acks after them."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
 from msgflo.transport import Binding, BindingType, QueueKind, TransportError, get_broker, get_client
-from msgflo.transport.amqp import AmqpBroker, AmqpClient
+from msgflo.transport.amqp import DISCOVERY_TTL, AmqpBroker, AmqpClient
 from msgflo.transport.base import Message
 from tests.integration.amqp_helpers import Inbox, PausingProxy, Rabbit, poll, url
 
@@ -234,27 +235,68 @@ async def test_data_subscription_observes_a_source_until_unsubscribed(
     assert (other, "queue", subscriptions[0]) in rabbit.bindings()
 
 
-async def test_discovery_goes_through_exchange_fbp_to_queue_fbp_and_to_observers(
+async def test_every_coordinator_hears_every_announcement_and_fbp_stays_empty(
     connect: Callable[..., Any], rabbit: Rabbit
 ) -> None:
-    observer, coordinator = await connect(broker=True), await connect(broker=True)
+    """Two coordinators (and a third, older-style consumer of the queue ``fbp``) on one broker:
+    none takes an announcement of ours from another, and none waits unread in ``fbp``."""
+    first, second = await connect(broker=True), await connect(broker=True)
+    observer = await connect(broker=True)
     participant = await connect()
-    watched, consumed = Inbox(), Inbox()
-    await observer.subscribe_participant_change(watched, exclusive=True)
-    await coordinator.subscribe_participant_change(consumed)
-    definition = {"id": "p-1", "role": "p", "component": "C", "inports": [], "outports": []}
-    await participant.register_participant(definition)
-
-    expected = {"protocol": "discovery", "command": "participant", "payload": definition}
-    assert [m.data for m in await watched.take(1)] == [expected]
-    assert [m.data for m in await consumed.take(1)] == [expected]
+    heard = [Inbox(), Inbox(), Inbox()]
+    await first.subscribe_participant_change(heard[0])
+    await second.subscribe_participant_change(heard[1])
+    await observer.subscribe_participant_change(heard[2], exclusive=True)
+    greedy = await rabbit.channel()  # takes whatever reaches the queue fbp
+    await greedy.basic_consume("fbp", lambda _: None, no_ack=True)
+    definitions = [
+        {"id": f"p-{n}", "role": "p", "component": "C", "inports": [], "outports": []}
+        for n in range(5)
+    ]
+    for definition in definitions:
+        await participant.register_participant(definition)
+    for inbox in heard:
+        assert [m.data["payload"] for m in await inbox.take(5)] == definitions
     assert rabbit.exchanges()["fbp"]["type"] == "fanout"
-    assert ("fbp", "queue", "fbp") in rabbit.bindings()
-    assert rabbit.queues()["fbp"]["arguments"] == {}
-    # The coordinator acked it (after its handler), so nothing is left waiting.
-    await coordinator.disconnect()
+    assert rabbit.queues()["fbp"]["arguments"] == {}  # as the original declares it
+    assert "fbp" not in rabbit.bindings_from("fbp")
+    await greedy.close()
+    for client in (first, second, observer):
+        await client.disconnect()
+    for definition in definitions:  # nobody listening: nothing may pile up
+        await participant.register_participant(definition)
+    assert await rabbit.ready("fbp") == 0
+    assert [q for q in rabbit.queues() if q.startswith(".msgflo-discovery-")] == []
+
+
+async def test_the_original_participants_announcements_in_fbp_are_heard(
+    connect: Callable[..., Any], rabbit: Rabbit
+) -> None:
+    """msgflo-nodejs participants send to the queue ``fbp`` through the default exchange."""
+    coordinator = await connect(broker=True)
+    heard = Inbox()
+    await coordinator.subscribe_participant_change(heard)
+    channel = await rabbit.channel()
+    envelope = {"protocol": "discovery", "command": "participant", "payload": {"id": "node-1"}}
+    await channel.basic_publish(json.dumps(envelope).encode(), exchange="", routing_key="fbp")
+    assert [m.data for m in await heard.take(1)] == [envelope]
+    await coordinator.disconnect()  # acked after the handler: nothing left waiting
     assert rabbit.queues()["fbp"]["messages_unacknowledged"] == 0
     assert await rabbit.ready("fbp") == 0
+
+
+async def test_fbp_queue_option_feeds_an_original_coordinator_with_expiring_announcements(
+    connect: Callable[..., Any], rabbit: Rabbit
+) -> None:
+    participant = await connect(query="fbp_queue=1")
+    definition = {"id": "p-1", "role": "p", "component": "C", "inports": [], "outports": []}
+    await participant.register_participant(definition)
+    assert "fbp" in rabbit.bindings_from("fbp")
+    channel = await rabbit.channel()
+    got = await channel.basic_get("fbp", no_ack=True)  # how the original coordinator reads it
+    assert json.loads(got.body)["payload"] == definition
+    assert got.header.properties.expiration == str(int(DISCOVERY_TTL * 1000))
+    await channel.queue_unbind("fbp", "fbp", routing_key="")  # the rest of the module: default
 
 
 async def test_an_ack_waits_until_earlier_sends_are_confirmed(

@@ -49,7 +49,7 @@ def vhost() -> Iterator[str]:
 
 @pytest.fixture
 async def broker(vhost: str) -> AsyncIterator[Broker]:
-    client = get_broker(url(vhost))
+    client = get_broker(url(vhost, query="fbp_queue=1"))  # announce to the original, too
     await client.connect()
     yield client
     await client.disconnect()
@@ -92,7 +92,7 @@ async def test_node_declares_first_then_python(vhost: str, broker: Broker) -> No
     prefix = uuid.uuid4().hex[:8]
     await node_declares(vhost, prefix)
     await python_declares(broker, prefix)
-    # Both announcements ended up in the queue the original coordinator reads.
+    # Both announcements ended up in the queue the original coordinator reads (fbp_queue=1).
     inbox = Inbox(broker)
     await broker.subscribe_participant_change(inbox)
     ids = {m.data["payload"]["id"] for m in await inbox.take(2)}

@@ -100,14 +100,24 @@ class Printer:
 
 
 @contextlib.asynccontextmanager
-async def broker_url(explicit: str | None) -> AsyncIterator[str]:
-    """The configured broker, or an embedded one for the duration of the block."""
+async def broker_url(explicit: str | None, embedded_port: int = 0) -> AsyncIterator[str]:
+    """The configured broker, or an embedded one for the duration of the block.
+
+    The embedded broker's URL is printed with the line that points the other commands
+    (msgflo-send-message, msgflo-dump-message) at it: they default to ``amqp://localhost``.
+    """
     url = configured_broker(explicit)
     if url is not None:
         yield url
         return
-    async with embedded_broker() as embedded:
-        click.echo(f"{PROGRAM}: no broker configured; embedded MQTT broker on {embedded}", err=True)
+    async with embedded_broker(port=embedded_port) as embedded:
+        fixed = (
+            "" if embedded_port else " (fix the port with --broker-port or MSGFLO_EMBEDDED_PORT)"
+        )
+        click.echo(
+            f"{PROGRAM}: no broker configured; embedded MQTT broker on {embedded}{fixed}", err=True
+        )
+        click.echo(f"{PROGRAM}: for other commands: export MSGFLO_BROKER={embedded}", err=True)
         yield embedded
 
 
@@ -118,13 +128,14 @@ async def run(
     options: CoordinatorOptions,
     forward: frozenset[str],
     server: ServerSettings,
+    embedded_port: int = 0,
 ) -> int:
     graph = read_graph_model(graph_file) if graph_file else Graph()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with broker_url(broker) as url:
+    async with broker_url(broker, embedded_port) as url:
         options.broker_url = url
         coordinator = Coordinator(get_broker(url), library, options)
         printer = Printer(forward)
@@ -166,6 +177,13 @@ async def run(
 @click.option(
     "--broker",
     help="Broker URL. Default: MSGFLO_BROKER, then CLOUDAMQP_URL, else an embedded MQTT broker on 127.0.0.1.",
+)
+@click.option(
+    "--broker-port",
+    type=click.IntRange(min=0, max=65535),
+    default=0,
+    envvar="MSGFLO_EMBEDDED_PORT",
+    help="Port of the embedded broker (env MSGFLO_EMBEDDED_PORT). Default: any free port.",
 )
 @click.option(
     "--library",
@@ -286,6 +304,7 @@ async def run(
 def main(
     graph_file: Path | None,
     broker: str | None,
+    broker_port: int,
     library_file: Path | None,
     componentdir: tuple[str, ...],
     ignore: tuple[str, ...],
@@ -338,7 +357,7 @@ def main(
         raise click.ClickException(str(exc)) from None
     streams = frozenset(s.strip() for s in forward.split(",") if s.strip())
     try:
-        code = asyncio.run(run(graph_file, broker, library, options, streams, server))
+        code = asyncio.run(run(graph_file, broker, library, options, streams, server, broker_port))
     except (TransportError, GraphFileError) as exc:
         click.echo(f"{PROGRAM}: {exc}", err=True)
         sys.exit(1)

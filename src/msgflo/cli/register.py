@@ -114,7 +114,7 @@ def heartbeat_options(forever: bool) -> Callable[[F], F]:
             help="Heartbeat period in seconds; messages go out every INTERVAL/2.2 s "
             "[default: MSGFLO_DISCOVERY_PERIOD or 60].",
         )(func)
-        return broker_option()(func)
+        return broker_option(announce=True)(func)
 
     return decorate
 

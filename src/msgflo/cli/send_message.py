@@ -1,8 +1,9 @@
 """``msgflo-send-message``: put one message on a queue (the original's tool, working).
 
 Fixed against the original: the installed command runs (it could not find its own module), the
-message is confirmed by the broker before the command exits, and a queue that does not exist on
-AMQP is reported instead of the message being dropped in silence.
+message is confirmed by the broker before the command exits, and on AMQP a message that no queue
+takes (the queue does not exist, its name is in the wrong case, nothing is bound to the exchange)
+is reported, with exit code 1, instead of being dropped in silence.  An MQTT broker cannot tell.
 """
 
 from __future__ import annotations
@@ -20,15 +21,14 @@ async def send(broker: str, queue: str, body: bytes, kind: QueueKind, timeout: f
     client = get_client(broker, connect_timeout=timeout)
     await client.connect()
     try:
-        await client.send_raw(kind, queue, body)
-        await client.flush()
+        await client.send_checked(kind, queue, body)
     finally:
         await client.disconnect()
     return 0
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@broker_option()
+@broker_option(announce=True)
 @click.option("--queue", "-q", help="Queue (or MQTT topic) to send to.")
 @click.option("--json", "payload", help="Payload, valid JSON. '-' reads it from stdin.")
 @click.option(
@@ -41,7 +41,11 @@ async def send(broker: str, queue: str, body: bytes, kind: QueueKind, timeout: f
 def main(
     broker: str, queue: str | None, payload: str | None, outqueue: bool, connect_timeout: float
 ) -> None:
-    """Send one JSON message to a queue."""
+    """Send one JSON message to a queue.
+
+    On AMQP a message that no queue takes (a missing or misspelt queue) is an error, exit
+    code 1; MQTT cannot tell.
+    """
     if not queue:
         raise click.UsageError("Missing queue to send to (--queue)")
     if payload is None:

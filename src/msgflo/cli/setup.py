@@ -98,7 +98,7 @@ async def setup(
 
 @click.command(context_settings=CONTEXT)
 @click.argument("graph", type=click.Path(dir_okay=False, path_type=Path))
-@broker_option(DEFAULT_BROKER)
+@broker_option(DEFAULT_BROKER, announce=True)
 @click.option(
     "--participants/--no-participants",
     default=False,

@@ -7,13 +7,16 @@ we can declare the same names in any order without RabbitMQ answering 406 PRECON
   ``{"x-dead-letter-exchange": "dead-Q"}``) plus a fanout exchange ``Q`` bound to it with key ``""``;
 - outqueue ``X``: fanout exchange ``X`` (durable);
 - ``persistent=False``: the same but non-durable and auto-delete (the DLX argument stays);
-- discovery: durable fanout exchange ``fbp`` bound to the durable queue ``fbp`` (no arguments, as
-  amqplib's ``assertQueue('fbp')``).  We publish to the exchange, so the original coordinator,
-  which consumes queue ``fbp``, still sees our announcements and any observer can bind its own
-  queue (msgflo/msgflo#13) -- see :meth:`AmqpBroker.subscribe_participant_change`.
+- discovery: we publish to the durable fanout exchange ``fbp``, each announcement with a TTL of
+  :data:`DISCOVERY_TTL`; every coordinator or observer binds a private queue of its own to it
+  (msgflo/msgflo#13), so none takes announcements from another.  A coordinator also consumes the
+  durable queue ``fbp`` (no arguments, as amqplib's ``assertQueue('fbp')``), where the original's
+  participants send theirs.  Only with ``?fbp_queue=1`` is that queue bound to the exchange, so
+  that an original coordinator hears us; otherwise nobody's announcements pile up in it unread.
+  See :meth:`AmqpBroker.subscribe_participant_change`.
 
-URL: ``amqp[s]://user:pass@host:port/vhost?prefetch=N&heartbeat=N&persistent=1`` (guest/guest and
-vhost ``/`` by default).
+URL: ``amqp[s]://user:pass@host:port/vhost?prefetch=N&heartbeat=N&persistent=1&fbp_queue=1``
+(guest/guest and vhost ``/`` by default).
 
 - ``prefetch`` defaults to 200, not the original's 2: an input is acked only after its outputs
   are confirmed, so a relay needs enough deliveries in flight to cover the whole cycle (deliver,
@@ -46,7 +49,7 @@ out near 3,500 msg/s at ~200 us of CPU per message).  Instead, on the same conne
   each to its subscription's worker queue, which calls the handlers in order.
 
 The only wire difference from aiormq's ``basic_publish`` is that no random ``message-id`` is
-set (aiormq adds one to match returned messages; we never publish ``mandatory``, and neither
+set (aiormq adds one to match returned messages; this path never publishes ``mandatory``, and neither
 msgflo-nodejs nor amqplib sets one).
 """
 
@@ -102,6 +105,9 @@ BACKOFF_START = 0.2
 BACKOFF_CAP = 5.0
 DISCONNECT_GRACE = 5.0
 """How long disconnect() waits for outstanding confirms before giving up on them."""
+DISCOVERY_TTL = 60.0
+"""Seconds an announcement of ours may wait in a queue (the default discovery period): a
+participant announces again well within it, so an older one is stale."""
 MAX_CACHED_ROUTES = 1024
 """Marshalled ``basic.publish`` frames kept per session, one per (exchange, routing key)."""
 
@@ -113,7 +119,7 @@ HEADER_SIZE_AT = 11
 """Offset of the 8-octet body size in a marshalled content header frame."""
 _BODY_FRAME = struct.Struct(">BHI")
 
-_OWN_OPTIONS = frozenset({"prefetch", "persistent"}) | TLS_OPTIONS
+_OWN_OPTIONS = frozenset({"prefetch", "persistent", "fbp_queue"}) | TLS_OPTIONS
 _TRUE = frozenset({"1", "true", "yes", "on"})
 
 _Op = Callable[[AbstractChannel], Awaitable[object]]
@@ -246,7 +252,7 @@ class _Session:
     ``out`` and :meth:`flush` hands everything gathered in one event-loop turn to aiormq's
     connection writer as one chunk, i.e. one socket write.  The frames are exactly those aiormq
     would write for ``basic_publish`` (without the random ``message-id`` it adds to find returned
-    messages; we never publish ``mandatory``) and ``basic_ack``/``basic_nack``.
+    messages; this path never publishes ``mandatory``) and ``basic_ack``/``basic_nack``.
     """
 
     def __init__(
@@ -426,6 +432,15 @@ def _refusal(exc: BaseException) -> str:
     return _cause(exc)
 
 
+def _case_variants(name: str) -> list[str]:
+    """Likely intended spellings of a queue name: ports are upper case (``role.IN``)."""
+    role, dot, port = name.rpartition(".")
+    candidates = [name.upper(), name.lower()]
+    if dot:
+        candidates[:0] = [f"{role}.{port.upper()}", f"{role.lower()}.{port.upper()}"]
+    return [c for c in dict.fromkeys(candidates) if c != name]
+
+
 def _declare_queue(
     name: str, *, durable: bool, exclusive: bool = False, arguments: dict[str, Any] | None = None
 ) -> _Op:
@@ -461,6 +476,7 @@ class AmqpClient(Client):
         self.prefetch = address.int_option("prefetch", DEFAULT_PREFETCH)
         persistent = address.options.get("persistent", "0").lower() in _TRUE
         self._properties = spec.Basic.Properties(delivery_mode=2 if persistent else 1)
+        self._feed_fbp_queue = address.options.get("fbp_queue", "0").lower() in _TRUE
         self._url = _broker_url(address)
         self._tls = client_context(address)
         self._running = False
@@ -708,19 +724,24 @@ class AmqpClient(Client):
         self._declared_exchanges.add(name)
 
     async def _ensure_discovery(self) -> None:
+        """The exchange we announce on; the queue ``fbp`` is fed from it only when asked."""
         if DISCOVERY_QUEUE in self._declared_exchanges:
             return
+        await self._ensure_exchange(DISCOVERY_QUEUE)
+        if self._feed_fbp_queue:
+            await self._ensure_discovery_queue()
+            await self._declare(
+                _bind_queue(DISCOVERY_QUEUE, DISCOVERY_QUEUE),
+                "binding the discovery queue",
+                key=("qbind", DISCOVERY_QUEUE, DISCOVERY_QUEUE),
+            )
+
+    async def _ensure_discovery_queue(self) -> None:
         await self._declare(
             _declare_queue(DISCOVERY_QUEUE, durable=True),
             "declaring the discovery queue",
             key=("queue", DISCOVERY_QUEUE),
             exists_ok=True,
-        )
-        await self._ensure_exchange(DISCOVERY_QUEUE)
-        await self._declare(
-            _bind_queue(DISCOVERY_QUEUE, DISCOVERY_QUEUE),
-            "binding the discovery queue",
-            key=("qbind", DISCOVERY_QUEUE, DISCOVERY_QUEUE),
         )
 
     # -- publishing -----------------------------------------------------------------------------
@@ -735,7 +756,118 @@ class AmqpClient(Client):
 
     async def send_discovery(self, body: bytes) -> None:
         await self._ensure_discovery()
-        await self._publish(DISCOVERY_QUEUE, "", body)
+        await self._publish_apart(DISCOVERY_QUEUE, "", body, expiration=DISCOVERY_TTL)
+
+    async def send_checked(self, kind: QueueKind, name: str, body: bytes) -> None:
+        """Published ``mandatory``: RabbitMQ returns a message no queue takes, which would
+        otherwise be confirmed and dropped (a missing queue, a name in the wrong case)."""
+        if kind is QueueKind.OUT and not await self._exists(name, "exchange"):
+            raise TransportError(await self._missing(name, "exchange"))
+        exchange, routing_key = (name, "") if kind is QueueKind.OUT else ("", name)
+        try:
+            await self._publish_apart(exchange, routing_key, body, mandatory=True)
+        except aiormq.exceptions.PublishError:
+            if kind is QueueKind.OUT:
+                raise TransportError(
+                    f"no queue is bound to exchange {name!r} on {self.address.redacted()}: "
+                    "the message was dropped"
+                ) from None
+            raise TransportError(await self._missing(name, "queue")) from None
+
+    async def _publish_apart(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        mandatory: bool = False,
+        expiration: float | None = None,
+    ) -> None:
+        """Publish on a channel of its own and wait for the confirm.
+
+        For the rare publishes that need what the batched path leaves out: ``mandatory`` (raises
+        :class:`aiormq.exceptions.PublishError` for a returned message) and a per-message TTL.
+        """
+        properties = spec.Basic.Properties(
+            delivery_mode=self._properties.delivery_mode,
+            expiration=None if expiration is None else str(int(expiration * 1000)),
+        )
+        target = f"exchange {exchange!r}" if exchange else f"queue {routing_key!r}"
+        while True:
+            session = await self._wait_session()
+            try:
+                channel = await session.amqp.channel(publisher_confirms=True)
+                try:
+                    confirm = await channel.basic_publish(
+                        body,
+                        exchange=exchange,
+                        routing_key=routing_key,
+                        mandatory=mandatory,
+                        properties=properties,
+                    )
+                finally:
+                    if not channel.is_closed:
+                        await channel.close()
+            except aiormq.exceptions.PublishError:
+                raise
+            except Exception as exc:
+                if not session.alive:
+                    continue  # the connection dropped: publish again on the next one
+                raise TransportError(
+                    f"publish to {target} refused by {self.address.redacted()}: {_refusal(exc)}"
+                ) from None
+            if isinstance(confirm, spec.Basic.Nack):
+                raise TransportError(
+                    f"publish to {target} on {self.address.redacted()} failed: refused by the broker"
+                )
+            return
+
+    async def _exists(self, name: str, what: str) -> bool:
+        """A passive declare of queue or exchange ``name``, on a channel it may close (404)."""
+        session = await self._wait_session()
+        channel = await session.amqp.channel(publisher_confirms=False)
+        try:
+            if what == "queue":
+                await channel.queue_declare(name, passive=True)
+            else:
+                await channel.exchange_declare(name, passive=True)
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            return False
+        finally:
+            if not channel.is_closed:
+                await channel.close()
+        return True
+
+    async def _missing(self, name: str, *kinds: str) -> str:
+        """``queue 'x.in' does not exist on ...; did you mean 'x.IN'?`` (names are case-sensitive)."""
+        what = " or ".join(kinds)
+        message = f"{what} {name!r} does not exist on {self.address.redacted()}"
+        for variant in _case_variants(name):
+            for kind in kinds:
+                if await self._exists(variant, kind):
+                    return f"{message}; did you mean {variant!r}? (names are case-sensitive)"
+        return message
+
+    async def tap(self, name: str, handler: MessageHandler) -> str:
+        """The queue ``name`` if there is one (taking its messages, as the original's dump does);
+        otherwise a private copy of what the exchange ``name`` (an outport) carries, in a queue
+        that goes away with the connection."""
+        if await self._exists(name, "queue"):
+            await self.subscribe_to_queue(name, handler)
+            return name
+        if not await self._exists(name, "exchange"):
+            raise TransportError(await self._missing(name, "queue", "exchange"))
+        private = f".msgflo-tap-{uuid.uuid4()}"
+        await self._declare(
+            _declare_queue(private, durable=False, exclusive=True),
+            f"declaring a queue to read {name!r}",
+            key=("queue", private),
+        )
+        await self._declare(
+            _bind_queue(private, name), f"binding to {name!r}", key=("qbind", private, name)
+        )
+        await self._consume(private, self._deliver_to(name, handler), no_ack=False)
+        return private
 
     async def _publish(self, exchange: str, routing_key: str, body: bytes) -> None:
         while (
@@ -1056,27 +1188,27 @@ class AmqpBroker(AmqpClient, Broker):
     ) -> None:
         """Receive discovery messages.
 
-        By default this consumes the queue ``fbp`` like the original coordinator (each message
-        is acked after ``handler`` returns), so several such subscribers share the messages.
-        ``exclusive=True`` instead binds a private, auto-deleted queue to the exchange ``fbp``:
-        the subscriber sees every announcement without taking any from others (monitors,
-        dashboards, a second coordinator).
+        Announcements of our participants come through a private, auto-deleted queue bound to
+        the exchange ``fbp``: every coordinator and observer hears every one, without taking it
+        from another.  Unless ``exclusive``, this also consumes the queue ``fbp`` like the
+        original coordinator (each message acked after ``handler`` returns), where the
+        original's participants send their announcements; several consumers share those.
         """
         await self._ensure_discovery()
-        if not exclusive:
-            await self._consume(
-                DISCOVERY_QUEUE, self._deliver_to(DISCOVERY_QUEUE, handler, ack=True), no_ack=False
-            )
-            return
         name = f".msgflo-discovery-{uuid.uuid4()}"
         await self._declare(
             _declare_queue(name, durable=False, exclusive=True),
-            "declaring a discovery observer queue",
+            "declaring a discovery queue",
             key=("queue", name),
         )
         await self._declare(
             _bind_queue(name, DISCOVERY_QUEUE),
-            "binding a discovery observer queue",
+            "binding a discovery queue",
             key=("qbind", name, DISCOVERY_QUEUE),
         )
         await self._consume(name, self._deliver_to(DISCOVERY_QUEUE, handler), no_ack=True)
+        if not exclusive:
+            await self._ensure_discovery_queue()
+            await self._consume(
+                DISCOVERY_QUEUE, self._deliver_to(DISCOVERY_QUEUE, handler, ack=True), no_ack=False
+            )

@@ -256,6 +256,20 @@ class Client(ABC):
     async def flush(self) -> None:
         """Wait until everything sent so far is confirmed by the broker (where it confirms)."""
 
+    async def send_checked(self, kind: QueueKind, name: str, body: bytes) -> None:
+        """Send one message and wait until the broker has it; raise :class:`TransportError` where
+        the broker can tell that no queue took it (AMQP).  An MQTT broker cannot tell: a publish
+        to a topic nobody subscribes to is dropped without a word."""
+        await self.send_raw(kind, name, body)
+        await self.flush()
+
+    async def tap(self, name: str, handler: MessageHandler) -> str:
+        """Read what arrives at ``name`` and leave nothing behind on the broker once the client
+        disconnects; returns the queue to :meth:`unsubscribe_from_queue` from."""
+        await self.create_queue(QueueKind.IN, name)
+        await self.subscribe_to_queue(name, handler)
+        return name
+
     async def register_participant(self, definition: dict[str, Any]) -> None:
         """Announce a participant on the discovery queue/topic, in the original's envelope."""
         envelope = {"protocol": "discovery", "command": "participant", "payload": definition}
