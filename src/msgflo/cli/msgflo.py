@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -26,7 +27,16 @@ from msgflo.broker import configured_broker, embedded_broker
 from msgflo.coordinator import Coordinator, CoordinatorOptions, Event, EventKind
 from msgflo.graph import Graph, GraphError, load_graph
 from msgflo.library import Library, LibraryError
-from msgflo.runtime import MAIN_GRAPH, Access, AccessError, Runtime, RuntimeOptions, serve
+from msgflo.runtime import (
+    MAIN_GRAPH,
+    Access,
+    AccessError,
+    Endpoint,
+    Runtime,
+    RuntimeOptions,
+    live_url,
+    serve,
+)
 from msgflo.transport import Address, TransportError, get_broker
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -96,6 +106,29 @@ class Printer:
         sys.stdout.flush()
 
 
+def show_access(server: ServerSettings, endpoint: Endpoint) -> None:
+    """Say once how to reach a runtime whose secret was generated; warn at every start when
+    anyone who can reach the port may run code on this host."""
+    access, host = server.runtime.access, server.host
+    if access.generated is not None:
+        reachable = socket.gethostname() if host in ("0.0.0.0", "::", "") else host
+        address = Endpoint(reachable, endpoint.port).url
+        click.echo(
+            f"{PROGRAM}: --host {host} is reachable from other machines and no secret was "
+            f"given: FBP clients need the generated secret {access.generated} (choose one with "
+            "--secret, or allow anyone with --default-access full)"
+        )
+        click.echo(
+            f"{PROGRAM}: open {live_url(server.ide, address, server.runtime.id, access.generated)}"
+        )
+    elif access.open_to(host):
+        click.echo(
+            f"{PROGRAM}: warning: the FBP runtime on {host}:{endpoint.port} gives anyone who can "
+            "reach it full access, including running code on this host (--default-access full)",
+            err=True,
+        )
+
+
 @contextlib.asynccontextmanager
 async def broker_url(explicit: str | None) -> AsyncIterator[str]:
     """The configured broker, or an embedded one for the duration of the block."""
@@ -140,6 +173,7 @@ async def run(
                     f"{Address.parse(url).redacted()}{waiting}; FBP runtime on {endpoint.url} "
                     f"(id {server.runtime.id})"
                 )
+                show_access(server, endpoint)
                 sys.stdout.flush()
                 printer.release()
                 await stop.wait()
@@ -254,7 +288,8 @@ async def run(
 @click.option(
     "--default-access",
     type=click.Choice(["none", "read", "full"]),
-    help="Access of clients without a secret. Default: full without secrets, none with.",
+    help="Access of clients without a secret. Default: full without secrets on loopback; none "
+    "with a secret, or beyond loopback (a secret is generated and printed).",
 )
 @click.option(
     "--ping-url",
@@ -318,7 +353,7 @@ def main(
             RuntimeOptions(
                 id=runtime_id or os.environ.get("MSGFLO_RUNTIME_ID") or str(uuid.uuid4()),
                 label=runtime_label,
-                access=Access.configure(secret, secrets_file, default_access),
+                access=Access.configure(secret, secrets_file, default_access, host),
                 graph_file=graph_file,
                 auto_save=auto_save,
                 namespace=library.namespace,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import logging
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from aiohttp import WSMsgType, web
 
 from msgflo.runtime.core import Connection, Runtime
 from msgflo.runtime.protocol.dispatch import Dispatcher
+
+log = logging.getLogger(__name__)
 
 SUBPROTOCOL = "noflo"
 RUNTIME_KEY = web.AppKey("runtime", Runtime)
@@ -36,9 +39,11 @@ class Endpoint:
         return f"ws://{host}:{self.port}"
 
 
-def live_url(ide: str, address: str, runtime_id: str) -> str:
+def live_url(ide: str, address: str, runtime_id: str, secret: str | None = None) -> str:
     """The Flowhub/noflo-ui link that opens this runtime (the original's format)."""
     query = f"protocol=websocket&address={address}&id={runtime_id}"
+    if secret is not None:
+        query += f"&secret={secret}"
     return f"{ide.rstrip('/')}/#runtime/endpoint?{quote(query, safe='')}"
 
 
@@ -79,11 +84,15 @@ def _page(request: web.Request) -> web.Response:
     return web.Response(text=body, content_type="text/html")
 
 
-async def _websocket(request: web.Request) -> web.WebSocketResponse:
+async def _websocket(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME_KEY]
     dispatcher = request.app[DISPATCHER_KEY]
     ws = web.WebSocketResponse(protocols=(SUBPROTOCOL,), heartbeat=30)
-    await ws.prepare(request)
+    try:
+        await ws.prepare(request)
+    except ConnectionError as exc:
+        log.debug("WebSocket handshake from %s aborted: %s", request.remote, exc)
+        return web.Response()  # aiohttp writes nothing more to a closed connection
     connection = Connection(
         ws.send_str, rt.options.access.default, name=str(request.remote or "client")
     )
