@@ -54,9 +54,9 @@ from msgflo.wiring import (
     WiringError,
     bind,
     convention_resolver,
+    describe_route,
     discovery_resolver,
     find_queue,
-    format_binding,
     plan,
     unbind,
 )
@@ -922,11 +922,10 @@ class Coordinator:
             if old is not None and (old.status, old.binding) == (current.status, current.binding):
                 continue
             if current.status in (Status.BOUND, Status.CONNECTED):
-                how = current.detail or " ".join(
-                    line.strip() for line in _describe(current.binding)
+                binding = current.binding
+                how = current.detail or (
+                    describe_route(binding, binding in self.attached) if binding else ""
                 )
-                if current.binding in self.attached:
-                    how = f"{current.binding.src} -> {current.binding.tgt}, subscribed by the consumer itself"
                 self._emit(Event(EventKind.WIRED, message=f"wired {key}: {how}", data={"key": key}))
             elif current.status is Status.ERROR:
                 self._warn_once(f"wiring {current.detail}", current.detail, EventKind.ERROR)
@@ -1227,7 +1226,3 @@ class Coordinator:
 
     def child_pids(self) -> dict[str, list[int]]:
         return {role: list(child.pids) for role, child in self.children.items()}
-
-
-def _describe(binding: Binding | None) -> list[str]:
-    return format_binding(binding) if binding is not None else []

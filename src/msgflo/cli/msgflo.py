@@ -27,6 +27,7 @@ from msgflo.broker import configured_broker, embedded_broker
 from msgflo.coordinator import Coordinator, CoordinatorOptions, Event, EventKind
 from msgflo.graph import Graph, GraphError, load_graph
 from msgflo.library import Library, LibraryError
+from msgflo.runner import setup_logging
 from msgflo.runtime import (
     MAIN_GRAPH,
     Access,
@@ -37,6 +38,7 @@ from msgflo.runtime import (
     live_url,
     serve,
 )
+from msgflo.runtime.api import queue_line
 from msgflo.transport import Address, TransportError, get_broker
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -73,12 +75,29 @@ def load_library(config: Path | None, componentdirs: Sequence[str]) -> Library:
     return Library.load(config, list(componentdirs) or None, root=Path.cwd())
 
 
+PARTICIPANT_EVENTS = frozenset(
+    {
+        EventKind.PARTICIPANT_ADDED,
+        EventKind.PARTICIPANT_UPDATED,
+        EventKind.PARTICIPANT_GONE,
+        EventKind.PARTICIPANT_BACK,
+    }
+)
+
+
 @dataclass
 class Printer:
-    """Turns coordinator events into lines; holds them back until the ready line is out."""
+    """Turns coordinator events into lines; holds them back until the ready line is out.
+
+    A participant of the graph gets a line with its queues whenever they change (what
+    ``msgflo-send-message`` and ``msgflo-dump-message`` need); one outside the graph (on a
+    shared broker, another network's) is mentioned once."""
 
     forward: frozenset[str]
+    coordinator: Coordinator
     held: list[Event] | None = field(default_factory=list)
+    outsiders: set[str] = field(default_factory=set)
+    queues: dict[str, str] = field(default_factory=dict)
 
     def __call__(self, event: Event) -> None:
         if self.held is not None:
@@ -102,7 +121,18 @@ class Printer:
         if event.kind in (EventKind.WARNING, EventKind.ERROR):
             click.echo(f"{PROGRAM}: {event.kind.value}: {event.message}", err=True)
             return
+        if event.kind in PARTICIPANT_EVENTS and event.role not in self.coordinator.nodes:
+            if event.role not in self.outsiders:
+                self.outsiders.add(event.role)
+                click.echo(f"{PROGRAM}: {event.message} (not in the graph; not mentioned again)")
+            return
         click.echo(f"{PROGRAM}: {event.message}")
+        instance = self.coordinator.registry.instances.get(str(event.data.get("id", "")))
+        if event.kind in PARTICIPANT_EVENTS and instance is not None:
+            line = queue_line(event.role, instance.definition)
+            if self.queues.get(event.role) != line:
+                self.queues[event.role] = line
+                click.echo(f"{PROGRAM}: {line}")
         sys.stdout.flush()
 
 
@@ -157,7 +187,7 @@ async def run(
     async with broker_url(broker) as url:
         options.broker_url = url
         coordinator = Coordinator(get_broker(url), library, options)
-        printer = Printer(forward)
+        printer = Printer(forward, coordinator)
         coordinator.add_listener(printer)
         runtime = Runtime(coordinator, library, server.runtime)
         try:
@@ -168,12 +198,18 @@ async def run(
                 pending = coordinator.pending_roles()
                 name = graph_file.name if graph_file else "(empty graph)"
                 waiting = f", waiting for {', '.join(pending)}" if pending else ""
+                count = len(coordinator.nodes)
                 click.echo(
-                    f"{PROGRAM} ready: {name} with {len(coordinator.nodes)} nodes on "
+                    f"{PROGRAM} ready: {name} with {count} node{'' if count == 1 else 's'} on "
                     f"{Address.parse(url).redacted()}{waiting}; FBP runtime on {endpoint.url} "
                     f"(id {server.runtime.id})"
                 )
                 show_access(server, endpoint)
+                if graph_file is None:
+                    click.echo(
+                        f"{PROGRAM}: no --graph given: running an empty network; build it from an "
+                        f"FBP client (Flowhub, fbp-spec) on {endpoint.url}, or restart with --graph FILE"
+                    )
                 sys.stdout.flush()
                 printer.release()
                 await stop.wait()
@@ -335,6 +371,7 @@ def main(
     **_ping: Any,
 ) -> None:
     """Run GRAPH as a distributed network of participants and keep it running until Ctrl-C."""
+    setup_logging()
     try:
         library = load_library(library_file, componentdir)
         options = CoordinatorOptions(
@@ -368,8 +405,9 @@ def main(
         click.echo(f"{PROGRAM}: {exc}", err=True)
         sys.exit(1)
     except OSError as exc:
+        hint = "; choose another --port, or --port 0 for any free one" if port else ""
         click.echo(
-            f"{PROGRAM}: FBP runtime cannot listen on {host}:{port}: {exc.strerror or exc}",
+            f"{PROGRAM}: FBP runtime cannot listen on {host}:{port}: {exc.strerror or exc}{hint}",
             err=True,
         )
         sys.exit(1)

@@ -1,6 +1,7 @@
 """The runtime's HTTP and WebSocket server (aiohttp), on one port.
 
-``GET /`` is a small page saying which runtime this is and how to connect; a WebSocket upgrade
+``GET /`` is a small page saying which runtime this is and how to connect; ``GET /api`` lists
+the running network's nodes and queues as JSON (:mod:`msgflo.runtime.api`); a WebSocket upgrade
 on any path speaks the FBP network protocol, with or without the ``noflo`` subprotocol
 (fbp-protocol-client retries without it), to any number of clients at once.
 """
@@ -17,6 +18,8 @@ from urllib.parse import quote
 
 from aiohttp import WSMsgType, web
 
+from msgflo.runtime.access import Level
+from msgflo.runtime.api import SECRET_HEADER, listing
 from msgflo.runtime.core import Connection, Runtime
 from msgflo.runtime.protocol.dispatch import Dispatcher
 
@@ -52,6 +55,7 @@ def make_app(rt: Runtime, ide: str = "https://app.flowhub.io") -> web.Applicatio
     app[RUNTIME_KEY] = rt
     app[DISPATCHER_KEY] = Dispatcher(rt)
     app[INFO_KEY] = {"ide": ide}
+    app.router.add_get("/api", _api)
     app.router.add_get("/{tail:.*}", _entry)
     return app
 
@@ -60,6 +64,23 @@ async def _entry(request: web.Request) -> web.StreamResponse:
     if request.headers.get("Upgrade", "").lower() == "websocket":
         return await _websocket(request)
     return _page(request)
+
+
+async def _api(request: web.Request) -> web.StreamResponse:
+    """The same secrets as the FBP protocol: reading the network needs read access."""
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        return await _websocket(request)
+    rt = request.app[RUNTIME_KEY]
+    secret = request.query.get("secret") or request.headers.get(SECRET_HEADER)
+    level = rt.options.access.level(secret)
+    if level is None:
+        return web.json_response({"error": "invalid secret"}, status=403)
+    if level is Level.NONE:
+        return web.json_response(
+            {"error": f"a secret is needed (?secret=... or the {SECRET_HEADER} header)"},
+            status=401,
+        )
+    return web.json_response(listing(rt))
 
 
 def _page(request: web.Request) -> web.Response:
