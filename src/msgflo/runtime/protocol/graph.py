@@ -101,6 +101,10 @@ async def renamenode(req: Request) -> None:
     rt = req.runtime
     graph_id, graph = rt.graph(req.payload)
     old, new = req.text("from"), req.text("to")
+    if old == new:  # nothing changes, so no change event would answer the request
+        graph.node(old)
+        await req.reply("renamenode", {"from": old, "to": new, "graph": graph_id})
+        return
 
     async def live() -> None:
         node = graph.node(new)
