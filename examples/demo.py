@@ -26,7 +26,15 @@ def main() -> int:
     bin_dir = Path(sys.executable).parent
     env = {k: v for k, v in os.environ.items() if k not in ("MSGFLO_BROKER", "CLOUDAMQP_URL")}
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
-    command = [str(bin_dir / "msgflo"), "--graph", "demo.fbp", "--wait-timeout", "20"]
+    command = [
+        str(bin_dir / "msgflo"),
+        "--graph",
+        "demo.fbp",
+        "--wait-timeout",
+        "20",
+        "--port",
+        "0",
+    ]
     if args.broker:
         command += ["--broker", args.broker]
     print(f"$ cd {DEMO.relative_to(Path.cwd()) if DEMO.is_relative_to(Path.cwd()) else DEMO}")

@@ -24,7 +24,6 @@ import signal
 import sys
 import tempfile
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Any
 from msgflo.control import ControlClient
 from msgflo.library import Library, LibraryError
 from msgflo.participant import discovery_period
+from msgflo.stderr_tail import StderrTail
 from msgflo.transport import (
     Binding,
     BindingType,
@@ -54,9 +54,9 @@ from msgflo.wiring import (
     WiringError,
     bind,
     convention_resolver,
+    describe_route,
     discovery_resolver,
     find_queue,
-    format_binding,
     plan,
     unbind,
 )
@@ -300,7 +300,6 @@ class SupervisorOptions:
     backoff_max: float = 30.0
     stable_after: float = 10.0
     """A child that ran this long before dying was working: its failure count starts over."""
-    output_lines: int = 20
 
 
 def _die_with_parent() -> None:
@@ -329,7 +328,7 @@ class Child:
         self.gate = gate
         self.process: asyncio.subprocess.Process | None = None
         self.pids: list[int] = []
-        self.output: deque[str] = deque(maxlen=options.output_lines)
+        self.stderr = StderrTail()
         self.failures = 0
         self.failed = False
         self.ready = asyncio.Event()
@@ -353,14 +352,15 @@ class Child:
                 return
             ran = time.monotonic() - started
             self.failures = 1 if ran >= self.options.stable_after else self.failures + 1
-            tail = " | ".join(self.output) or "(no output)"
+            summary = self.stderr.summary()
+            said = f": {summary}" if summary else ""
             if self.failures > self.options.max_failures:
                 self.failed = True
                 self.emit(
                     Event(
                         EventKind.ERROR,
                         self.role,
-                        f"{self.role}: giving up on `{self.command}` after {self.failures - 1} restarts: {code}; last output: {tail}",
+                        f"{self.role}: giving up on `{self.command}` after {self.failures - 1} restarts: {code}{said}",
                         {"command": self.argv},
                     )
                 )
@@ -372,7 +372,7 @@ class Child:
                 Event(
                     EventKind.PROCESS_EXITED,
                     self.role,
-                    f"{self.role}: `{self.command}` {code}; restarting in {delay:g} s; last output: {tail}",
+                    f"{self.role}: `{self.command}` {code}; restarting in {delay:g} s{said}",
                     {"command": self.argv, "delay": delay},
                 )
             )
@@ -389,6 +389,7 @@ class Child:
             "PATH": os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", ""))),
         }
         self.ready.clear()
+        self.stderr.new_run()
         async with self.gate:
             try:
                 self.process = await asyncio.create_subprocess_exec(
@@ -401,7 +402,6 @@ class Child:
                     preexec_fn=_die_with_parent,
                 )
             except OSError as exc:
-                self.output.append(str(exc))
                 return f"could not start: {exc.strerror or exc}"
             process = self.process
             self.pids.append(process.pid)
@@ -444,7 +444,8 @@ class Child:
     async def _read(self, stream: asyncio.StreamReader, name: str) -> None:
         while line := await stream.readline():
             text = line.decode("utf-8", "replace").rstrip("\r\n")
-            self.output.append(text)
+            if name == "stderr" and not self.stderr.add(text):
+                continue
             if name == "stdout" and not self.ready.is_set():
                 self.ready.set()
                 self.emit(Event(EventKind.PROCESS_READY, self.role, f"{self.role}: ready: {text}"))
@@ -460,6 +461,13 @@ class Child:
                 await asyncio.wait_for(asyncio.shield(process.wait()), self.options.stop_grace)
             except TimeoutError:
                 self._signal(process.pid, signal.SIGKILL)
+                self.emit(
+                    Event(
+                        EventKind.WARNING,
+                        self.role,
+                        f"{self.role}: pid {process.pid} still running {self.options.stop_grace:g} s after SIGTERM; killed",
+                    )
+                )
             self._signal(process.pid, signal.SIGKILL)  # stragglers the child left in its group
         if self._task is not None:
             self._task.cancel()
@@ -914,11 +922,10 @@ class Coordinator:
             if old is not None and (old.status, old.binding) == (current.status, current.binding):
                 continue
             if current.status in (Status.BOUND, Status.CONNECTED):
-                how = current.detail or " ".join(
-                    line.strip() for line in _describe(current.binding)
+                binding = current.binding
+                how = current.detail or (
+                    describe_route(binding, binding in self.attached) if binding else ""
                 )
-                if current.binding in self.attached:
-                    how = f"{current.binding.src} -> {current.binding.tgt}, subscribed by the consumer itself"
                 self._emit(Event(EventKind.WIRED, message=f"wired {key}: {how}", data={"key": key}))
             elif current.status is Status.ERROR:
                 self._warn_once(f"wiring {current.detail}", current.detail, EventKind.ERROR)
@@ -1219,7 +1226,3 @@ class Coordinator:
 
     def child_pids(self) -> dict[str, list[int]]:
         return {role: list(child.pids) for role, child in self.children.items()}
-
-
-def _describe(binding: Binding | None) -> list[str]:
-    return format_binding(binding) if binding is not None else []

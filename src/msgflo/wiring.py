@@ -276,6 +276,15 @@ def format_binding(binding: Binding) -> list[str]:
     return lines
 
 
+def describe_route(binding: Binding, attached: bool = False) -> str:
+    """One line for a binding, the same on every broker (``format_binding`` keeps the
+    original's tab-separated lines for ``msgflo-setup``)."""
+    how = "subscribed by the consumer itself" if attached else binding.type.value
+    if binding.deadletter:
+        how += f", dead letters to {binding.deadletter}"
+    return f"{binding.src or '(none)'} -> {binding.tgt or '(none)'} ({how})"
+
+
 def pretty_format(bindings: Iterable[Binding]) -> str:
     return "\n".join(line for binding in bindings for line in format_binding(binding))
 

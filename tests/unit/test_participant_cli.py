@@ -70,14 +70,25 @@ def test_several_classes_need_a_choice(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["--json", "{}"], "Missing queue to send to (--queue)"),
-        (["--queue", "q"], "Missing message payload (--json)"),
+        (["--queue", "q"], "Give the message payload: --json, or --lines FILE"),
         (["--queue", "q", "--json", "{oops"], "Invalid JSON in --json"),
+        (["--queue", "q", "--json", "alice,30"], """a string needs JSON quotes: '"alice,30"'"""),
     ],
 )
 def test_send_message_validation(args: list[str], message: str) -> None:
     code, output = invoke(send_message.main, args)
     assert code == 2
     assert message in output
+
+
+def test_send_message_lines_names_the_bad_line(tmp_path: Path) -> None:
+    lines = tmp_path / "people.jsonl"
+    lines.write_text('{"name": "bob"}\n\n42\nalice\n')
+    code, output = invoke(send_message.main, ["--queue", "q", "--lines", str(lines)])
+    assert code == 2
+    assert f"Invalid JSON in {lines}:4" in output and """quotes: '"alice"'""" in output
+    code, output = invoke(send_message.main, ["-q", "q", "--lines", str(lines), "--json", "1"])
+    assert code == 2 and "one of them" in output
 
 
 def test_dump_message_needs_a_queue() -> None:

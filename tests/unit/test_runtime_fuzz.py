@@ -197,3 +197,77 @@ async def test_a_client_leaving_mid_request_leaves_nothing_half_done(tmp_path: P
         )
         nodes = json.loads(reply["payload"]["code"])["processes"]
         assert sorted(nodes) == sorted(rig.coordinator.nodes)
+
+
+def _deep(depth: int) -> Any:
+    value: Any = 0
+    for _ in range(depth):
+        value = {"v": value}
+    return value
+
+
+names = st.sampled_from(["a", "b", "c"])
+port_ref = st.fixed_dictionaries({"node": names, "port": st.sampled_from(["in", "out"])})
+edit_value = st.one_of(json_value, st.sampled_from([260, 300]).map(_deep))
+"""Mostly plain values; sometimes one that orjson reads but cannot write back."""
+graph_edit = st.one_of(
+    st.tuples(
+        st.just("addnode"),
+        st.fixed_dictionaries(
+            {"id": names, "component": st.sampled_from(["core/Repeat", "core/Nope"])},
+            optional={"metadata": st.dictionaries(st.text(max_size=3), edit_value, max_size=2)},
+        ),
+    ),
+    st.tuples(st.just("removenode"), st.fixed_dictionaries({"id": names})),
+    st.tuples(st.just("renamenode"), st.fixed_dictionaries({"from": names, "to": names})),
+    st.tuples(
+        st.just("changenode"),
+        st.fixed_dictionaries({"id": names, "metadata": st.dictionaries(names, edit_value)}),
+    ),
+    st.tuples(st.just("addedge"), st.fixed_dictionaries({"src": port_ref, "tgt": port_ref})),
+    st.tuples(st.just("removeedge"), st.fixed_dictionaries({"src": port_ref, "tgt": port_ref})),
+    st.tuples(
+        st.just("addinitial"),
+        st.fixed_dictionaries(
+            {"src": st.fixed_dictionaries({"data": edit_value}), "tgt": port_ref}
+        ),
+    ),
+    st.tuples(st.just("removeinitial"), st.fixed_dictionaries({"tgt": port_ref})),
+    st.tuples(
+        st.just("addinport"),
+        st.fixed_dictionaries({"public": names, "node": names, "port": st.just("in")}),
+    ),
+    st.tuples(
+        st.just("addgroup"),
+        st.fixed_dictionaries({"name": names, "nodes": st.lists(names, max_size=2)}),
+    ),
+)
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(edits=st.lists(graph_edit, min_size=10, max_size=40))
+def test_an_edit_either_happens_or_leaves_the_graph_as_it_was(
+    edits: list[tuple[str, dict[str, Any]]], tmp_path: Path
+) -> None:
+    async def run() -> None:
+        async with open_rig(f"memory://tx{uuid.uuid4().hex[:8]}", tmp_path) as rig:
+            peer = await rig.connect()
+            graph = rig.runtime.graphs[MAIN_GRAPH]
+            for command, payload in edits:
+                before = json.dumps(graph.to_json(), sort_keys=True)
+                reply = await peer.request("graph", command, {**payload, "graph": MAIN_GRAPH})
+                if reply["command"] == "error":
+                    assert json.dumps(graph.to_json(), sort_keys=True) == before, command
+                source = await peer.request(
+                    "component", "getsource", {"name": MAIN_GRAPH}, reply="source"
+                )
+                assert json.loads(source["payload"]["code"]) == graph.to_json()
+                assert sorted(rig.coordinator.nodes) == sorted(graph.nodes)
+            started = await peer.request("network", "start", {"graph": MAIN_GRAPH}, reply="started")
+            assert started["command"] == "started", started
+
+    asyncio.run(run())

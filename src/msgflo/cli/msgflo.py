@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -27,7 +28,17 @@ from msgflo.coordinator import Coordinator, CoordinatorOptions, Event, EventKind
 from msgflo.graph import Graph, GraphError, load_graph
 from msgflo.library import Library, LibraryError
 from msgflo.runner import setup_logging
-from msgflo.runtime import MAIN_GRAPH, Access, AccessError, Runtime, RuntimeOptions, serve
+from msgflo.runtime import (
+    MAIN_GRAPH,
+    Access,
+    AccessError,
+    Endpoint,
+    Runtime,
+    RuntimeOptions,
+    live_url,
+    serve,
+)
+from msgflo.runtime.api import queue_line
 from msgflo.runtime.ping import DEFAULT_URL, AlivePing, alive_ping
 from msgflo.transport import Address, TransportError, get_broker
 
@@ -66,12 +77,29 @@ def load_library(config: Path | None, componentdirs: Sequence[str]) -> Library:
     return Library.load(config, list(componentdirs) or None, root=Path.cwd())
 
 
+PARTICIPANT_EVENTS = frozenset(
+    {
+        EventKind.PARTICIPANT_ADDED,
+        EventKind.PARTICIPANT_UPDATED,
+        EventKind.PARTICIPANT_GONE,
+        EventKind.PARTICIPANT_BACK,
+    }
+)
+
+
 @dataclass
 class Printer:
-    """Turns coordinator events into lines; holds them back until the ready line is out."""
+    """Turns coordinator events into lines; holds them back until the ready line is out.
+
+    A participant of the graph gets a line with its queues whenever they change (what
+    ``msgflo-send-message`` and ``msgflo-dump-message`` need); one outside the graph (on a
+    shared broker, another network's) is mentioned once."""
 
     forward: frozenset[str]
+    coordinator: Coordinator
     held: list[Event] | None = field(default_factory=list)
+    outsiders: set[str] = field(default_factory=set)
+    queues: dict[str, str] = field(default_factory=dict)
 
     def __call__(self, event: Event) -> None:
         if self.held is not None:
@@ -95,8 +123,42 @@ class Printer:
         if event.kind in (EventKind.WARNING, EventKind.ERROR):
             click.echo(f"{PROGRAM}: {event.kind.value}: {event.message}", err=True)
             return
+        if event.kind in PARTICIPANT_EVENTS and event.role not in self.coordinator.nodes:
+            if event.role not in self.outsiders:
+                self.outsiders.add(event.role)
+                click.echo(f"{PROGRAM}: {event.message} (not in the graph; not mentioned again)")
+            return
         click.echo(f"{PROGRAM}: {event.message}")
+        instance = self.coordinator.registry.instances.get(str(event.data.get("id", "")))
+        if event.kind in PARTICIPANT_EVENTS and instance is not None:
+            line = queue_line(event.role, instance.definition)
+            if self.queues.get(event.role) != line:
+                self.queues[event.role] = line
+                click.echo(f"{PROGRAM}: {line}")
         sys.stdout.flush()
+
+
+def show_access(server: ServerSettings, endpoint: Endpoint) -> None:
+    """Say once how to reach a runtime whose secret was generated; warn at every start when
+    anyone who can reach the port may run code on this host."""
+    access, host = server.runtime.access, server.host
+    if access.generated is not None:
+        reachable = socket.gethostname() if host in ("0.0.0.0", "::", "") else host
+        address = Endpoint(reachable, endpoint.port).url
+        click.echo(
+            f"{PROGRAM}: --host {host} is reachable from other machines and no secret was "
+            f"given: FBP clients need the generated secret {access.generated} (choose one with "
+            "--secret, or allow anyone with --default-access full)"
+        )
+        click.echo(
+            f"{PROGRAM}: open {live_url(server.ide, address, server.runtime.id, access.generated)}"
+        )
+    elif access.open_to(host):
+        click.echo(
+            f"{PROGRAM}: warning: the FBP runtime on {host}:{endpoint.port} gives anyone who can "
+            "reach it full access, including running code on this host (--default-access full)",
+            err=True,
+        )
 
 
 @contextlib.asynccontextmanager
@@ -138,7 +200,7 @@ async def run(
     async with broker_url(broker, embedded_port) as url:
         options.broker_url = url
         coordinator = Coordinator(get_broker(url), library, options)
-        printer = Printer(forward)
+        printer = Printer(forward, coordinator)
         coordinator.add_listener(printer)
         runtime = Runtime(coordinator, library, server.runtime)
         try:
@@ -152,11 +214,18 @@ async def run(
                 pending = coordinator.pending_roles()
                 name = graph_file.name if graph_file else "(empty graph)"
                 waiting = f", waiting for {', '.join(pending)}" if pending else ""
+                count = len(coordinator.nodes)
                 click.echo(
-                    f"{PROGRAM} ready: {name} with {len(coordinator.nodes)} nodes on "
+                    f"{PROGRAM} ready: {name} with {count} node{'' if count == 1 else 's'} on "
                     f"{Address.parse(url).redacted()}{waiting}; FBP runtime on {endpoint.url} "
                     f"(id {server.runtime.id})"
                 )
+                show_access(server, endpoint)
+                if graph_file is None:
+                    click.echo(
+                        f"{PROGRAM}: no --graph given: running an empty network; build it from an "
+                        f"FBP client (Flowhub, fbp-spec) on {endpoint.url}, or restart with --graph FILE"
+                    )
                 sys.stdout.flush()
                 printer.release()
                 await stop.wait()
@@ -278,7 +347,8 @@ async def run(
 @click.option(
     "--default-access",
     type=click.Choice(["none", "read", "full"]),
-    help="Access of clients without a secret. Default: full without secrets, none with.",
+    help="Access of clients without a secret. Default: full without secrets on loopback; none "
+    "with a secret, or beyond loopback (a secret is generated and printed).",
 )
 @click.option(
     "--ping-url",
@@ -346,7 +416,7 @@ def main(
             RuntimeOptions(
                 id=runtime_id or os.environ.get("MSGFLO_RUNTIME_ID") or str(uuid.uuid4()),
                 label=runtime_label,
-                access=Access.configure(secret, secrets_file, default_access),
+                access=Access.configure(secret, secrets_file, default_access, host),
                 graph_file=graph_file,
                 auto_save=auto_save,
                 namespace=library.namespace,
@@ -362,8 +432,9 @@ def main(
         click.echo(f"{PROGRAM}: {exc}", err=True)
         sys.exit(1)
     except OSError as exc:
+        hint = "; choose another --port, or --port 0 for any free one" if port else ""
         click.echo(
-            f"{PROGRAM}: FBP runtime cannot listen on {host}:{port}: {exc.strerror or exc}",
+            f"{PROGRAM}: FBP runtime cannot listen on {host}:{port}: {exc.strerror or exc}{hint}",
             err=True,
         )
         sys.exit(1)

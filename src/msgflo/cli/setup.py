@@ -47,7 +47,7 @@ async def setup(
 ) -> int:
     spec = GraphSpec.from_json(graph)
     coordinator = Coordinator(get_broker(broker), library, options)
-    printer = Printer(forward, held=None)
+    printer = Printer(forward, coordinator, held=None)
     coordinator.add_listener(
         lambda event: (
             printer(event)

@@ -11,7 +11,7 @@ import copy
 import json
 import unicodedata
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 JsonDict = dict[str, Any]
@@ -190,6 +190,34 @@ class Graph:
             return self.nodes[name]
         except KeyError:
             raise GraphError(f"no node named '{name}'") from None
+
+    # -- transactions ----------------------------------------------------------------------------
+
+    def snapshot(self) -> Graph:
+        """A copy to :meth:`restore` when an edit turns out to be refused after it was made.
+
+        Edits replace values (IIP data, metadata entries) but never change them in place, so
+        the copy shares them: taking it costs one pass over the graph's structure, however
+        large or deep the data."""
+        return Graph(
+            nodes={k: replace(n, metadata=dict(n.metadata)) for k, n in self.nodes.items()},
+            connections=[_copy_connection(c) for c in self.connections],
+            inports={k: replace(e, metadata=dict(e.metadata)) for k, e in self.inports.items()},
+            outports={k: replace(e, metadata=dict(e.metadata)) for k, e in self.outports.items()},
+            groups=[
+                replace(g, nodes=list(g.nodes), metadata=dict(g.metadata)) for g in self.groups
+            ],
+            properties=dict(self.properties),
+            case_sensitive=self.case_sensitive,
+        )
+
+    def restore(self, snapshot: Graph) -> None:
+        """Put back the state of :meth:`snapshot`, silently: listeners never heard of an edit
+        that is undone (the caller drops the events it collected)."""
+        self.nodes, self.connections = snapshot.nodes, snapshot.connections
+        self.inports, self.outports = snapshot.inports, snapshot.outports
+        self.groups, self.properties = snapshot.groups, snapshot.properties
+        self.case_sensitive = snapshot.case_sensitive
 
     # -- events --------------------------------------------------------------------------------
 
@@ -564,6 +592,13 @@ def _key(ref: PortRef) -> tuple[str, str, int | None]:
 
 def _touches(conn: Connection, name: str) -> bool:
     return conn.tgt.node == name or (isinstance(conn, Edge) and conn.src.node == name)
+
+
+def _copy_connection(conn: Connection) -> Connection:
+    metadata = dict(conn.metadata)
+    if isinstance(conn, Edge):
+        return replace(conn, src=replace(conn.src), tgt=replace(conn.tgt), metadata=metadata)
+    return replace(conn, tgt=replace(conn.tgt), metadata=metadata)
 
 
 def _fmt(ref: PortRef) -> str:

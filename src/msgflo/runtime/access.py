@@ -2,12 +2,16 @@
 
 The original ignored the secret (every client could do everything, including writing code into
 the component directory) and echoed it to every client. Here a secret selects a level, a client
-without one gets the default level, and a wrong secret is refused outright.
+without one gets the default level, and a wrong secret is refused outright. A runtime that
+listens beyond this machine without any secret gets a generated one, since full access means
+running code on the host (``component:source``).
 """
 
 from __future__ import annotations
 
 import enum
+import ipaddress
+import secrets as tokens
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,18 +122,34 @@ class Access:
 
     secrets: dict[str, Level] = field(default_factory=dict)
     default: Level = Level.FULL
+    generated: str | None = None
+    """The secret made up because nothing was configured for a runtime others can reach."""
 
     @classmethod
     def configure(
-        cls, secret: str | None, secrets_file: Path | None, default: str | None
+        cls,
+        secret: str | None,
+        secrets_file: Path | None,
+        default: str | None,
+        host: str = "localhost",
     ) -> Access:
-        """Without any secret everyone has full access, as with the original; with one, a
-        client without a secret gets nothing unless ``default`` says otherwise."""
+        """Without any secret everyone has full access, as with the original, on loopback;
+        listening on ``host`` beyond it, a secret is generated unless ``default`` was chosen
+        explicitly. With a secret, a client without one gets nothing unless ``default`` says
+        otherwise."""
         secrets = load_secrets(secrets_file) if secrets_file else {}
         if secret:
             secrets[secret] = Level.FULL
+        generated = None
+        if not secrets and default is None and beyond_loopback(host):
+            generated = tokens.token_urlsafe(18)
+            secrets[generated] = Level.FULL
         level = (Level.NONE if secrets else Level.FULL) if default is None else Level(default)
-        return cls(secrets, level)
+        return cls(secrets, level, generated)
+
+    def open_to(self, host: str) -> bool:
+        """Anyone who can reach ``host`` may do everything without a secret."""
+        return self.default is Level.FULL and beyond_loopback(host)
 
     def level(self, secret: str | None) -> Level | None:
         """The level a secret grants; ``None`` for a secret that is not known."""
@@ -140,6 +160,17 @@ class Access:
     @staticmethod
     def capabilities(level: Level) -> frozenset[str]:
         return frozenset(CAPABILITIES[level])
+
+
+def beyond_loopback(host: str) -> bool:
+    """Whether listening on ``host`` lets other machines connect; a name other than
+    ``localhost`` may resolve anywhere, so it counts as reachable."""
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
 
 
 def load_secrets(path: Path) -> dict[str, Level]:

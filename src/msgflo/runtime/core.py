@@ -222,6 +222,21 @@ class Runtime:
     def discard_changes(self) -> None:
         self._changes.clear()
 
+    def check_changes(self, graph_id: str) -> None:
+        """Refuse an edit whose result could not be written as JSON: orjson reads 1024 levels
+        of nesting but writes only 254, so a deeper value would be accepted here and then break
+        every message and file that carries the graph (its reply, ``component:getsource``,
+        saving). Both the messages the edit sends and the whole graph are tried."""
+        try:
+            for changed, event, _live in self._changes:
+                message = graph_change(changed, event)
+                if message is not None:
+                    command, payload = message
+                    dumps(build("graph", command, {**payload, "graph": changed}))
+            dumps(self.graphs[graph_id].to_json())
+        except TypeError as exc:  # orjson.JSONEncodeError
+            raise ProtocolError(f"a value cannot be written back as JSON ({exc})") from None
+
     # -- sending ----------------------------------------------------------------------
 
     async def send(self, connection: Connection, message: dict[str, Any]) -> None:
@@ -545,11 +560,14 @@ class Runtime:
 
 
 @contextlib.contextmanager
-def undo_on_error(runtime: Runtime) -> Iterator[None]:
-    """Drop the model events of an edit that failed, so clients never hear of it."""
+def undo_on_error(runtime: Runtime, graph: Graph) -> Iterator[None]:
+    """Whatever refuses an edit (the model, a value that cannot be sent, the coordinator),
+    the graph is put back as it was and its events are dropped, so clients never hear of it."""
+    before = graph.snapshot()
     try:
         yield
     except BaseException:
+        graph.restore(before)
         runtime.discard_changes()
         raise
 

@@ -1,6 +1,7 @@
 """The runtime's HTTP and WebSocket server (aiohttp), on one port.
 
-``GET /`` is a small page saying which runtime this is and how to connect; a WebSocket upgrade
+``GET /`` is a small page saying which runtime this is and how to connect; ``GET /api`` lists
+the running network's nodes and queues as JSON (:mod:`msgflo.runtime.api`); a WebSocket upgrade
 on any path speaks the FBP network protocol, with or without the ``noflo`` subprotocol
 (fbp-protocol-client retries without it), to any number of clients at once.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import logging
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -16,8 +18,12 @@ from urllib.parse import quote
 
 from aiohttp import WSMsgType, web
 
+from msgflo.runtime.access import Level
+from msgflo.runtime.api import SECRET_HEADER, listing
 from msgflo.runtime.core import Connection, Runtime
 from msgflo.runtime.protocol.dispatch import Dispatcher
+
+log = logging.getLogger(__name__)
 
 SUBPROTOCOL = "noflo"
 RUNTIME_KEY = web.AppKey("runtime", Runtime)
@@ -36,9 +42,11 @@ class Endpoint:
         return f"ws://{host}:{self.port}"
 
 
-def live_url(ide: str, address: str, runtime_id: str) -> str:
+def live_url(ide: str, address: str, runtime_id: str, secret: str | None = None) -> str:
     """The Flowhub/noflo-ui link that opens this runtime (the original's format)."""
     query = f"protocol=websocket&address={address}&id={runtime_id}"
+    if secret is not None:
+        query += f"&secret={secret}"
     return f"{ide.rstrip('/')}/#runtime/endpoint?{quote(query, safe='')}"
 
 
@@ -47,6 +55,7 @@ def make_app(rt: Runtime, ide: str = "https://app.flowhub.io") -> web.Applicatio
     app[RUNTIME_KEY] = rt
     app[DISPATCHER_KEY] = Dispatcher(rt)
     app[INFO_KEY] = {"ide": ide}
+    app.router.add_get("/api", _api)
     app.router.add_get("/{tail:.*}", _entry)
     return app
 
@@ -55,6 +64,23 @@ async def _entry(request: web.Request) -> web.StreamResponse:
     if request.headers.get("Upgrade", "").lower() == "websocket":
         return await _websocket(request)
     return _page(request)
+
+
+async def _api(request: web.Request) -> web.StreamResponse:
+    """The same secrets as the FBP protocol: reading the network needs read access."""
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        return await _websocket(request)
+    rt = request.app[RUNTIME_KEY]
+    secret = request.query.get("secret") or request.headers.get(SECRET_HEADER)
+    level = rt.options.access.level(secret)
+    if level is None:
+        return web.json_response({"error": "invalid secret"}, status=403)
+    if level is Level.NONE:
+        return web.json_response(
+            {"error": f"a secret is needed (?secret=... or the {SECRET_HEADER} header)"},
+            status=401,
+        )
+    return web.json_response(listing(rt))
 
 
 def _page(request: web.Request) -> web.Response:
@@ -79,11 +105,15 @@ def _page(request: web.Request) -> web.Response:
     return web.Response(text=body, content_type="text/html")
 
 
-async def _websocket(request: web.Request) -> web.WebSocketResponse:
+async def _websocket(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME_KEY]
     dispatcher = request.app[DISPATCHER_KEY]
     ws = web.WebSocketResponse(protocols=(SUBPROTOCOL,), heartbeat=30)
-    await ws.prepare(request)
+    try:
+        await ws.prepare(request)
+    except ConnectionError as exc:
+        log.debug("WebSocket handshake from %s aborted: %s", request.remote, exc)
+        return web.Response()  # aiohttp writes nothing more to a closed connection
     connection = Connection(
         ws.send_str, rt.options.access.default, name=str(request.remote or "client")
     )

@@ -1,9 +1,10 @@
 """``graph``: edit graphs; edits of the running graph reach the broker through the coordinator.
 
 Every edit is made on the graph model first (which validates it and reports each change, in
-order, including the cascade of a node removal), then, for the running graph, through the
-matching coordinator operation (start or stop a participant, bind or unbind an edge, send an
-IIP). If the coordinator refuses, the model edit is undone and no client hears of it.
+order, including the cascade of a node removal), checked (the result must be writable as JSON),
+then, for the running graph, made through the matching coordinator operation (start or stop a
+participant, bind or unbind an edge, send an IIP). If any step refuses, the graph is restored
+from a snapshot taken before the edit and no client hears of it.
 """
 
 from __future__ import annotations
@@ -11,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
-from msgflo.coordinator import CoordinatorError
 from msgflo.graph import Graph
-from msgflo.graph.model import Initial, PortRef
+from msgflo.graph.model import PortRef
 from msgflo.runtime.components import definition_of
 from msgflo.runtime.core import Request, undo_on_error, wire
 from msgflo.runtime.protocol.messages import ProtocolError
@@ -23,23 +23,15 @@ Live = Callable[[], Awaitable[Any]] | None
 PROPERTY_KEYS = ("name", "library", "icon", "description")
 
 
-async def apply(
-    req: Request,
-    graph_id: str,
-    change: Callable[[], Any],
-    live: Live = None,
-    undo: Callable[[], Any] | None = None,
-) -> None:
+async def apply(req: Request, graph_id: str, change: Callable[[], Any], live: Live = None) -> None:
+    """Validate, then apply: the model edit is made and checked (it must be writable as
+    JSON) before the network hears of it; if anything refuses, the graph is restored."""
     rt = req.runtime
-    with undo_on_error(rt):
+    with undo_on_error(rt, rt.graphs[graph_id]):
         change()
+        rt.check_changes(graph_id)
         if live is not None and rt.is_running(graph_id):
-            try:
-                await live()
-            except CoordinatorError:
-                if undo is not None:
-                    undo()
-                raise
+            await live()
     await rt.publish_changes(req.origin)
     await rt.after_edit(graph_id)
 
@@ -91,7 +83,6 @@ async def addnode(req: Request) -> None:
         graph_id,
         lambda: graph.add_node(name, component, metadata),
         lambda: rt.coordinator.add_node(name, component, metadata),
-        lambda: graph.remove_node(name),
     )
 
 
@@ -110,6 +101,10 @@ async def renamenode(req: Request) -> None:
     rt = req.runtime
     graph_id, graph = rt.graph(req.payload)
     old, new = req.text("from"), req.text("to")
+    if old == new:  # nothing changes, so no change event would answer the request
+        graph.node(old)
+        await req.reply("renamenode", {"from": old, "to": new, "graph": graph_id})
+        return
 
     async def live() -> None:
         node = graph.node(new)
@@ -143,7 +138,6 @@ async def addedge(req: Request) -> None:
         graph_id,
         lambda: graph.add_edge(src, tgt, metadata),
         lambda: rt.coordinator.add_edge(wire(src), wire(tgt)),
-        lambda: graph.remove_edge(src, tgt),
     )
 
 
@@ -175,17 +169,11 @@ async def addinitial(req: Request) -> None:
     tgt = req.port("tgt")
     metadata = req.mapping("metadata")
     check_port(req, graph, tgt, "inports")
-    added: list[Initial] = []
-
-    def undo() -> None:
-        graph.connections = [c for c in graph.connections if c not in added]
-
     await apply(
         req,
         graph_id,
-        lambda: added.append(graph.add_initial(source["data"], tgt, metadata)),
+        lambda: graph.add_initial(source["data"], tgt, metadata),
         lambda: rt.coordinator.add_initial(wire(tgt), source["data"]),
-        undo,
     )
 
 
