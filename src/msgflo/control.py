@@ -12,6 +12,18 @@ Request:  ``{"protocol": "msgflo", "command": "attach"|"detach",
 "payload": {"port", "source", "requestId", "replyTo"}}``
 Reply on ``replyTo``: ``{"protocol": "msgflo", "command": "attached"|"detached"|"error",
 "payload": {"requestId", "error"?}}``
+
+Only participants that said ``hello`` are asked: before each announcement our participants
+publish ``{"protocol": "msgflo", "command": "hello", "payload": {"id"}}`` on
+``msgflo/control-hello``, so a coordinator never waits out the silence of a participant that
+cannot answer (Node participants, foreign ones announced by ``msgflo-register``).
+
+The same module carries the *discovery request*: a coordinator that starts (or is asked by an
+FBP client) publishes ``{"protocol": "msgflo", "command": "discover", "payload": {"jitter"}}``
+on the broadcast channel ``msgflo/discover`` (an MQTT topic; on AMQP and memory a durable fanout
+exchange to which each listener binds a private auto-deleted queue).  Our participants and
+``msgflo-register`` answer with their discovery message on ``fbp`` after a random delay of up to
+``jitter`` seconds.  Nothing of the original listens there, so Node peers keep their heartbeat.
 """
 
 from __future__ import annotations
@@ -19,11 +31,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from msgflo.transport import Client, Message, QueueKind, encode
+from msgflo.transport import Client, Message, QueueKind, TransportError, encode
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +44,13 @@ PREFIX = "msgflo/control"
 PROTOCOL = "msgflo"
 REPLY_TIMEOUT = 2.0
 """How long a coordinator waits for an answer before it forwards the edge itself."""
+
+
+HELLO_CHANNEL = f"{PREFIX}-hello"
+DISCOVER_CHANNEL = "msgflo/discover"
+DEFAULT_JITTER = 0.5
+"""Seconds over which answers to a discovery request are spread (1,000 answers: ~2,000/s)."""
+MAX_JITTER = 10.0
 
 
 def control_topic(participant_id: str) -> str:
@@ -53,12 +73,18 @@ class ControlServer:
         self, client: Client, participant_id: str, attach: AttachHandler, detach: AttachHandler
     ) -> None:
         self.client = client
+        self.participant_id = participant_id
         self.topic = control_topic(participant_id)
         self._attach = attach
         self._detach = detach
 
     async def start(self) -> None:
         await self.client.subscribe_to_queue(self.topic, self._on_request)
+
+    async def hello(self) -> None:
+        """Tell coordinators that this participant answers control requests."""
+        body = {"protocol": PROTOCOL, "command": "hello", "payload": {"id": self.participant_id}}
+        await self.client.send_raw(QueueKind.OUT, HELLO_CHANNEL, encode(body))
 
     async def stop(self) -> None:
         await self.client.unsubscribe_from_queue(self.topic)
@@ -148,3 +174,69 @@ class ControlClient:
         if self._started:
             with contextlib.suppress(Exception):
                 await self.client.unsubscribe_from_queue(self.reply_to)
+
+
+def hello_sender(data: Any) -> str | None:
+    """The participant id of a ``hello``, or ``None`` for anything else."""
+    if (
+        isinstance(data, dict)
+        and data.get("protocol") == PROTOCOL
+        and data.get("command") == "hello"
+    ):
+        payload = data.get("payload")
+        if isinstance(payload, dict) and isinstance(payload.get("id"), str):
+            return str(payload["id"])
+    return None
+
+
+def discovery_request(jitter: float = DEFAULT_JITTER) -> bytes:
+    return encode({"protocol": PROTOCOL, "command": "discover", "payload": {"jitter": jitter}})
+
+
+class DiscoveryResponder:
+    """Answers discovery requests by calling ``announce`` after a random delay; a request that
+    comes while an answer is due adds nothing."""
+
+    def __init__(self, client: Client, announce: Callable[[], Awaitable[None]]) -> None:
+        self.client = client
+        self._announce = announce
+        self._due: asyncio.Task[None] | None = None
+        self._listening = False
+
+    async def start(self) -> None:
+        """Listen where the transport can; elsewhere the heartbeat alone announces."""
+        try:
+            await self.client.subscribe_broadcast(DISCOVER_CHANNEL, self._on_request)
+        except TransportError as exc:
+            log.debug("not listening for discovery requests: %s", exc)
+            return
+        self._listening = True
+
+    async def stop(self) -> None:
+        if self._listening:
+            self._listening = False
+            await self.client.unsubscribe_broadcast(DISCOVER_CHANNEL)
+        if self._due is not None:
+            self._due.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._due
+
+    async def _on_request(self, message: Message) -> None:
+        request = message.data
+        if not isinstance(request, dict) or request.get("command") != "discover":
+            return
+        if self._due is not None and not self._due.done():
+            return
+        payload = request.get("payload")
+        jitter = payload.get("jitter") if isinstance(payload, dict) else None
+        if not isinstance(jitter, int | float) or isinstance(jitter, bool):
+            jitter = DEFAULT_JITTER
+        delay = random.uniform(0, min(max(float(jitter), 0.0), MAX_JITTER))
+        self._due = asyncio.get_running_loop().create_task(self._answer(delay))
+
+    async def _answer(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        try:
+            await self._announce()
+        except Exception as exc:  # the heartbeat announces again; a request must never end us
+            log.warning("could not answer a discovery request: %s", exc)

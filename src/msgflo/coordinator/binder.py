@@ -36,8 +36,9 @@ class Binder:
         self.control = ControlClient(broker)
         self.attached: dict[Binding, set[str]] = {}
         """Edges whose consumers subscribe to the source themselves, by instance id."""
-        self._no_control: set[str] = set()
-        """Instances that did not answer a control request (Node, foreign): forward for them."""
+        self.can_answer: set[str] = set()
+        """Instances that said ``hello`` (ours): only they are asked, so the silence of Node
+        and foreign participants is never waited out; one that fails to answer is dropped."""
 
     async def bind(self, binding: Binding) -> None:
         """Ask our participants to consume the source themselves where the transport allows
@@ -82,11 +83,11 @@ class Binder:
         answers = list(await asyncio.gather(*asks))
         for (instance_id, _), answered in zip(targets, answers, strict=True):
             if not answered:
-                self._no_control.add(instance_id)
+                self.can_answer.discard(instance_id)
         return answers
 
     async def _attach_all(self, binding: Binding, targets: Sequence[tuple[str, str]]) -> bool:
-        if any(instance_id in self._no_control for instance_id, _ in targets):
+        if any(instance_id not in self.can_answer for instance_id, _ in targets):
             return False
         answers = await self._ask_all("attach", binding, targets)
         if all(answers):
@@ -129,31 +130,46 @@ class Applied:
         self._changed = asyncio.Condition()
 
     async def apply(self, planned: Sequence[Planned], in_graph: Callable[[str], bool]) -> None:
-        """Undo what the new plan drops or changes, then make what it adds."""
+        """Undo what the new plan drops or changes, then make what it adds; the bindings of
+        each step are made concurrently (one round trip for a whole graph, not one per edge)."""
         fresh = {p.key: p for p in planned}
-        for key, bound in list(self.wiring.items()):
-            new = fresh.get(key)
-            if bound.binding is not None and (new is None or new.binding != bound.binding):
-                with contextlib.suppress(TransportError):
-                    await self.binder.unbind(bound.binding, in_graph)
-                if new is None:
-                    self.events.emit(
-                        Event(EventKind.UNWIRED, message=f"unwired {key}", data={"key": key})
-                    )
-        for key, wanted in list(fresh.items()):
+        dropped = [
+            (key, bound.binding)
+            for key, bound in self.wiring.items()
+            if bound.binding is not None
+            and (fresh.get(key) is None or fresh[key].binding != bound.binding)
+        ]
+        await asyncio.gather(*(self._unbind(binding, in_graph) for _, binding in dropped))
+        for key, _ in dropped:
+            if key not in fresh:
+                self.events.emit(
+                    Event(EventKind.UNWIRED, message=f"unwired {key}", data={"key": key})
+                )
+        added = [
+            wanted
+            for key, wanted in fresh.items()
+            if wanted.binding is not None
+            and (key not in self.wiring or self.wiring[key].binding != wanted.binding)
+        ]
+        for made in await asyncio.gather(*(self._bind(wanted) for wanted in added)):
+            fresh[made.key] = made
+        for key, current in fresh.items():
             old = self.wiring.get(key)
-            current = wanted
-            if wanted.binding is not None and (old is None or old.binding != wanted.binding):
-                try:
-                    await self.binder.bind(wanted.binding)
-                except TransportError as exc:
-                    current = fresh[key] = Planned(
-                        key, wanted.edges, Status.ERROR, None, f"{key}: {exc}"
-                    )
-            if old is not None and (old.status, old.binding) == (current.status, current.binding):
-                continue
-            self._report(key, current)
+            if old is None or (old.status, old.binding) != (current.status, current.binding):
+                self._report(key, current)
         self.wiring = fresh
+
+    async def _unbind(self, binding: Binding, in_graph: Callable[[str], bool]) -> None:
+        with contextlib.suppress(TransportError):
+            await self.binder.unbind(binding, in_graph)
+
+    async def _bind(self, wanted: Planned) -> Planned:
+        assert wanted.binding is not None
+        try:
+            await self.binder.bind(wanted.binding)
+        except TransportError as exc:
+            return Planned(wanted.key, wanted.edges, Status.ERROR, None, f"{wanted.key}: {exc}")
+        return wanted
 
     def _report(self, key: str, current: Planned) -> None:
         if current.status in (Status.BOUND, Status.CONNECTED):

@@ -23,6 +23,7 @@ from typing import Any
 
 from msgflo.control import ControlClient
 from msgflo.coordinator.binder import Applied, Binder
+from msgflo.coordinator.discovery import Discovery
 from msgflo.coordinator.events import CoordinatorError, Event, EventKind, Events, Listener
 from msgflo.coordinator.initials import Initials
 from msgflo.coordinator.registry import (
@@ -33,14 +34,12 @@ from msgflo.coordinator.registry import (
     StateFile,
     change_event,
     expire_forever,
-    normalize_discovery,
-    sender_of,
 )
 from msgflo.coordinator.supervisor import Child, Supervisor, SupervisorOptions
 from msgflo.coordinator.taps import Observers, TapHandler
 from msgflo.library import Library, LibraryError
 from msgflo.participant import discovery_period
-from msgflo.transport import Binding, Broker, Message, QueueKind, TransportError
+from msgflo.transport import Binding, Broker, QueueKind, TransportError
 from msgflo.wiring import (
     VIRTUAL_COMPONENTS,
     Direction,
@@ -131,6 +130,7 @@ class Coordinator:
         self.binder = Binder(
             broker, self.registry, self.events, static=opts.static, spawn=self._spawn
         )
+        self.discovery = Discovery(broker, self.events, self.observe, self.binder.can_answer)
         self.applied = Applied(self.binder, self.events)
         self.observers = Observers(broker, self.registry, self.events)
         self._lock = asyncio.Lock()
@@ -178,7 +178,7 @@ class Coordinator:
         """Connect and listen for participants; the cached registry is usable at once."""
         await self.broker.connect()
         if not self.options.static:
-            await self.broker.subscribe_participant_change(self._on_discovery)
+            await self.discovery.start()
         self._spawn(expire_forever(self.registry, self.options.discovery_period, self._gone))
 
     async def stop(self) -> None:
@@ -209,16 +209,6 @@ class Coordinator:
 
     # -- discovery ----------------------------------------------------------------------
 
-    async def _on_discovery(self, message: Message) -> None:
-        definition, why = normalize_discovery(message.data)
-        if definition is None:
-            sender = sender_of(message.data)
-            self.events.warn_once(
-                f"malformed {sender} {why}", f"ignoring discovery from {sender}: {why}"
-            )
-            return
-        await self.observe(definition)
-
     async def observe(self, definition: dict[str, Any]) -> None:
         """Take in one (normalized) discovery definition."""
         async with self._lock:
@@ -237,6 +227,11 @@ class Coordinator:
             if change is Change.ADDED:
                 await self.binder.attach_new_instance(instance)
             await self._rewire()
+
+    async def request_discovery(self) -> bool:
+        """Ask the running participants to announce themselves now (an FBP client listing
+        components, a user who wants the picture at once); rate-limited."""
+        return False if self.options.static else await self.discovery.request()
 
     def discovered(self, role: str) -> bool:
         return self.registry.discovered(role)
