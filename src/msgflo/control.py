@@ -33,6 +33,7 @@ import contextlib
 import logging
 import random
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -193,18 +194,33 @@ def discovery_request(jitter: float = DEFAULT_JITTER) -> bytes:
     return encode({"protocol": PROTOCOL, "command": "discover", "payload": {"jitter": jitter}})
 
 
-class DiscoveryResponder:
-    """Answers discovery requests by calling ``announce`` after a random delay; a request that
-    comes while an answer is due adds nothing."""
+Announce = Callable[[], Awaitable[None]]
 
-    def __init__(self, client: Client, announce: Callable[[], Awaitable[None]]) -> None:
+
+class DiscoveryResponder:
+    """Answers discovery requests for every participant on one client (several participants
+    may share a connection: one subscription serves them all).  Each answers after its own
+    random delay; a request that comes while its answer is due adds nothing."""
+
+    def __init__(self, client: Client) -> None:
         self.client = client
-        self._announce = announce
-        self._due: asyncio.Task[None] | None = None
+        self._announcers: list[Announce] = []
+        self._due: dict[Announce, asyncio.Task[None]] = {}
         self._listening = False
 
-    async def start(self) -> None:
-        """Listen where the transport can; elsewhere the heartbeat alone announces."""
+    @classmethod
+    def of(cls, client: Client) -> DiscoveryResponder:
+        responder = _responders.get(client)
+        if responder is None:
+            responder = _responders[client] = cls(client)
+        return responder
+
+    async def add(self, announce: Announce) -> None:
+        """Answer requests with ``announce``; listens where the transport can, elsewhere the
+        heartbeat alone announces."""
+        self._announcers.append(announce)
+        if self._listening:
+            return
         try:
             await self.client.subscribe_broadcast(DISCOVER_CHANNEL, self._on_request)
         except TransportError as exc:
@@ -212,31 +228,40 @@ class DiscoveryResponder:
             return
         self._listening = True
 
-    async def stop(self) -> None:
-        if self._listening:
+    async def remove(self, announce: Announce) -> None:
+        with contextlib.suppress(ValueError):
+            self._announcers.remove(announce)
+        due = self._due.pop(announce, None)
+        if due is not None:
+            due.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await due
+        if self._listening and not self._announcers:
             self._listening = False
             await self.client.unsubscribe_broadcast(DISCOVER_CHANNEL)
-        if self._due is not None:
-            self._due.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._due
 
     async def _on_request(self, message: Message) -> None:
         request = message.data
         if not isinstance(request, dict) or request.get("command") != "discover":
             return
-        if self._due is not None and not self._due.done():
-            return
         payload = request.get("payload")
         jitter = payload.get("jitter") if isinstance(payload, dict) else None
         if not isinstance(jitter, int | float) or isinstance(jitter, bool):
             jitter = DEFAULT_JITTER
-        delay = random.uniform(0, min(max(float(jitter), 0.0), MAX_JITTER))
-        self._due = asyncio.get_running_loop().create_task(self._answer(delay))
+        spread = min(max(float(jitter), 0.0), MAX_JITTER)
+        loop = asyncio.get_running_loop()
+        for announce in list(self._announcers):
+            due = self._due.get(announce)
+            if due is None or due.done():
+                delay = random.uniform(0, spread)
+                self._due[announce] = loop.create_task(self._answer(announce, delay))
 
-    async def _answer(self, delay: float) -> None:
+    async def _answer(self, announce: Announce, delay: float) -> None:
         await asyncio.sleep(delay)
         try:
-            await self._announce()
+            await announce()
         except Exception as exc:  # the heartbeat announces again; a request must never end us
             log.warning("could not answer a discovery request: %s", exc)
+
+
+_responders: weakref.WeakKeyDictionary[Client, DiscoveryResponder] = weakref.WeakKeyDictionary()

@@ -397,8 +397,8 @@ class Participant:
         client.on_reconnect(self.announce)
         if announce:
             await self.announce()
-        self._responder = DiscoveryResponder(client, self.announce)
-        await self._responder.start()
+        self._responder = DiscoveryResponder.of(client)
+        await self._responder.add(self.announce)
         period = discovery_period() / HEARTBEAT_DIVISOR
         self._heartbeat = asyncio.get_running_loop().create_task(self._beat(period))
 
@@ -446,7 +446,7 @@ class Participant:
             if self._control is not None:
                 await self._control.stop()
             if self._responder is not None:
-                await self._responder.stop()
+                await self._responder.remove(self.announce)
                 self._responder = None
         if self._worker is not None:
             await self._worker.stop()  # its thread may still send: keep it reachable until then

@@ -30,20 +30,43 @@ async def test_a_burst_of_requests_gets_one_answer_per_listener(prefix: str) -> 
         async def announce(i: int = i) -> None:
             answered.append(f"p{i}")
 
-        responder = DiscoveryResponder(client, announce)
-        await responder.start()
-        responders.append(responder)
+        responder = DiscoveryResponder.of(client)
+        await responder.add(announce)
+        responders.append((responder, announce))
     asker = get_client(url)
     await asker.connect()
     for _ in range(3):
         await asker.send_raw(QueueKind.OUT, DISCOVER_CHANNEL, discovery_request(0.2))
     await asyncio.sleep(0.5)
     assert sorted(answered) == ["p0", "p1", "p2"]
-    for responder in responders:
-        await responder.stop()
+    for responder, announce in responders:
+        await responder.remove(announce)
     await asker.send_raw(QueueKind.OUT, DISCOVER_CHANNEL, discovery_request(0))
     await asyncio.sleep(0.1)
     assert len(answered) == 3, "a stopped responder no longer answers"
+
+
+async def test_participants_sharing_a_client_all_answer(prefix: str) -> None:
+    url = f"memory://{prefix}"
+    broker = get_broker(url)
+    await broker.connect()
+    seen: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def keep(message: Message) -> None:
+        seen.put_nowait(message.data["payload"]["role"])
+
+    client = get_client(url)
+    await client.connect()
+    roles = [f"{prefix}p{i}" for i in range(3)]
+    participants = [Upper(role) for role in roles]
+    for participant in participants:
+        await participant.start(client, announce=False)
+    await broker.subscribe_participant_change(keep)
+    await broker.send_raw(QueueKind.OUT, DISCOVER_CHANNEL, discovery_request(0.1))
+    answered = [await asyncio.wait_for(seen.get(), 2) for _ in roles]
+    assert sorted(answered) == roles
+    for participant in participants:
+        await participant.stop()
 
 
 async def test_our_participant_answers_with_its_discovery_message(prefix: str) -> None:

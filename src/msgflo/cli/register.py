@@ -66,16 +66,20 @@ async def register(
     stop = stop or asyncio.Event()
     ids = ", ".join(str(d["id"]) for d in definitions)
     client = get_client(broker, connect_timeout=connect_timeout)
-    responder = DiscoveryResponder(client, lambda: _announce(client, definitions))
+    responder = DiscoveryResponder.of(client)
+
+    async def announce() -> None:
+        await _announce(client, definitions)
+
     # Signals count from before the ready line: a supervisor may stop us as soon as it reads it.
     with _stop_on_signals(stop) if forever else contextlib.nullcontext():
         await client.connect()
         try:
             await _announce(client, definitions)
             click.echo(f"Sent discovery message for {ids}")
-            client.on_reconnect(lambda: _announce(client, definitions))
+            client.on_reconnect(announce)
             if forever:
-                await responder.start()
+                await responder.add(announce)
             while forever:
                 try:
                     await asyncio.wait_for(stop.wait(), interval / HEARTBEAT_DIVISOR)
@@ -87,7 +91,7 @@ async def register(
                 except Exception as exc:  # the next round tries again; only a stop ends the loop
                     log.warning("failed to send discovery message for %s: %s", ids, exc)
         finally:
-            await within_grace(responder.stop())
+            await within_grace(responder.remove(announce))
             await within_grace(client.disconnect())
     return 0
 
