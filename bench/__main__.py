@@ -28,6 +28,7 @@ SCENARIOS = (
     "fanout",
     "pool",
     "startup",
+    "discovery",
     "footprint",
     "recovery",
     "graph_parse",

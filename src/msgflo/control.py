@@ -5,8 +5,8 @@ MQTT has no broker-side bindings.  The original forwarded every message of every
 the coordinator's process, so data stopped when the coordinator did.  Participants of ours
 instead take a request on a topic of their own, ``msgflo/control/<participant id>``, and
 subscribe their inport to the source topic directly (a shared subscription per role, so several
-instances of a role still share the work).  Participants that do not answer — Node ones, foreign
-devices — are detected by the missing reply and served by forwarding as before.
+instances of a role still share the work).  Participants that cannot answer (Node ones, foreign
+devices) are served by forwarding as before.
 
 Request:  ``{"protocol": "msgflo", "command": "attach"|"detach",
 "payload": {"port", "source", "requestId", "replyTo"}}``
