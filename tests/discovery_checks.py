@@ -103,8 +103,6 @@ async def wired_without_heartbeat(url: str, prefix: str, monkeypatch: pytest.Mon
         node, got = await node_like(url, opened, f"{prefix}n")
         await _consume_announcements(url, chain(prefix, "a", "b", "c"))
         coordinator = Coordinator(get_broker(url), options=CoordinatorOptions(broker_url=url))
-        # A coordinator that asked n would wait this long for a reply and fail the test.
-        coordinator.control.timeout = 60
         await coordinator.start()
         try:
             graph = chain(prefix, "a", "b", "c", "n")
@@ -116,6 +114,9 @@ async def wired_without_heartbeat(url: str, prefix: str, monkeypatch: pytest.Mon
             # n's next heartbeat: wired at once, never asked.
             await heartbeat(node, f"{prefix}n")
             assert await coordinator.settled(WAIT)
+            into_n = coordinator.wiring[f"edge {prefix}c.out -> {prefix}n.in"].binding
+            assert into_n is not None and into_n not in coordinator.attached, "n is forwarded"
+            assert f"{prefix}n-node" not in coordinator.binder.can_answer, "n is never asked"
             sender = await connect(url, opened)
             await sender.send_to(QueueKind.IN, f"{prefix}a.IN", "hello")
             assert await asyncio.wait_for(got.get(), WAIT) == "HELLO"

@@ -75,11 +75,11 @@ async def register(
     with _stop_on_signals(stop) if forever else contextlib.nullcontext():
         await client.connect()
         try:
+            if forever:  # listening before the ready line: a stop may come right after it
+                await responder.add(announce)
             await _announce(client, definitions)
             click.echo(f"Sent discovery message for {ids}")
             client.on_reconnect(announce)
-            if forever:
-                await responder.add(announce)
             while forever:
                 try:
                     await asyncio.wait_for(stop.wait(), interval / HEARTBEAT_DIVISOR)

@@ -953,13 +953,13 @@ class AmqpClient(Client):
         await self._consume(name, self._deliver_to(channel, handler), no_ack=True)
 
     async def unsubscribe_broadcast(self, channel: str) -> None:
+        """Cancels the consumer only: the private queue is exclusive and goes with the
+        connection, so stopping never waits for a broker that may be away."""
         name = self._broadcasts.pop(channel, None)
         if name is None:
             return
         await self.unsubscribe_from_queue(name)
         self._forget(lambda k: k[0] in ("queue", "qbind") and k[1] == name)
-        with contextlib.suppress(TransportError):
-            await self._declare(lambda ch: ch.queue_delete(name), f"deleting queue {name!r}")
 
     async def unsubscribe_from_queue(self, name: str) -> None:
         consumer = self._consumers.pop(name, None)
