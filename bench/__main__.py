@@ -38,6 +38,7 @@ SCENARIOS = (
     "fanout",
     "pool",
     "startup",
+    "discovery",
     "footprint",
     "recovery",
     "graph_parse",

@@ -268,6 +268,15 @@ def targets_section(data: dict[str, Any]) -> str:
         checks.append(
             (f"start-up, {r['variant']} wired < 5 s", f"{s:.2f} s", s < 5 and r["metrics"]["wired"])
         )
+    for r in _find(data, "discovery", lambda r: "target_met" in r["metrics"]):
+        m = r["metrics"]
+        if r["variant"].startswith("answers"):
+            name, value = f"discovery, {r['variant']}: none missed", f"missed {m['missed']}"
+        else:
+            limit = "2 s" if r["variant"].startswith("running") else "1 s"
+            name = f"discovery, {r['variant']}: wired < {limit}, message through"
+            value = f"{m['wired_s']:.2f} s"
+        checks.append((name, value, bool(m["target_met"])))
     for r in _find(
         data, "recovery", lambda r: r["variant"] == "cut rabbitmq" and r["impl"].startswith("ours")
     ):
@@ -314,6 +323,7 @@ def render(data: dict[str, Any]) -> str:
         relay_section(data),
         fan_section(data),
         simple_section(data, "startup", "Coordinator start-up (seconds until every edge is wired)"),
+        simple_section(data, "discovery", "Discovery and wiring at start (seconds)"),
         simple_section(data, "footprint", "Footprint (resident memory, MB)"),
         simple_section(data, "amqp_drain", "RabbitMQ relay draining a filled queue (msg/s)"),
         simple_section(data, "recovery", "Recovery from a cut broker connection"),

@@ -14,7 +14,7 @@ import aio_pika
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bench import amqp_probe, graph_parse, lifecycle, relay
+from bench import amqp_probe, discovery, graph_parse, lifecycle, relay
 from bench.common import MOSQUITTO, RABBITMQ, Limits, Result, summary
 from msgflo.graph import parse_fbp
 
@@ -49,6 +49,8 @@ async def run(
         ]
     if name == "startup":
         return await lifecycle.startup(args.quick)
+    if name == "discovery":
+        return await discovery.discovery(args.quick)
     if name == "footprint":
         return await lifecycle.footprint(args.quick, args.impls)
     if name == "recovery":

@@ -5,13 +5,25 @@ MQTT has no broker-side bindings.  The original forwarded every message of every
 the coordinator's process, so data stopped when the coordinator did.  Participants of ours
 instead take a request on a topic of their own, ``msgflo/control/<participant id>``, and
 subscribe their inport to the source topic directly (a shared subscription per role, so several
-instances of a role still share the work).  Participants that do not answer — Node ones, foreign
-devices — are detected by the missing reply and served by forwarding as before.
+instances of a role still share the work).  Participants that cannot answer (Node ones, foreign
+devices) are served by forwarding as before.
 
 Request:  ``{"protocol": "msgflo", "command": "attach"|"detach",
 "payload": {"port", "source", "requestId", "replyTo"}}``
 Reply on ``replyTo``: ``{"protocol": "msgflo", "command": "attached"|"detached"|"error",
 "payload": {"requestId", "error"?}}``
+
+Only participants that said ``hello`` are asked: before each announcement our participants
+publish ``{"protocol": "msgflo", "command": "hello", "payload": {"id"}}`` on
+``msgflo/control-hello``, so a coordinator never waits out the silence of a participant that
+cannot answer (Node participants, foreign ones announced by ``msgflo-register``).
+
+The same module carries the *discovery request*: a coordinator that starts (or is asked by an
+FBP client) publishes ``{"protocol": "msgflo", "command": "discover", "payload": {"jitter"}}``
+on the broadcast channel ``msgflo/discover`` (an MQTT topic; on AMQP and memory a durable fanout
+exchange to which each listener binds a private auto-deleted queue).  Our participants and
+``msgflo-register`` answer with their discovery message on ``fbp`` after a random delay of up to
+``jitter`` seconds.  Nothing of the original listens there, so Node peers keep their heartbeat.
 """
 
 from __future__ import annotations
@@ -19,11 +31,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from msgflo.transport import Client, Message, QueueKind, encode
+from msgflo.transport import Client, Message, QueueKind, TransportError, encode
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +45,13 @@ PREFIX = "msgflo/control"
 PROTOCOL = "msgflo"
 REPLY_TIMEOUT = 2.0
 """How long a coordinator waits for an answer before it forwards the edge itself."""
+
+
+HELLO_CHANNEL = f"{PREFIX}-hello"
+DISCOVER_CHANNEL = "msgflo/discover"
+DEFAULT_JITTER = 0.5
+"""Seconds over which answers to a discovery request are spread (1,000 answers: ~2,000/s)."""
+MAX_JITTER = 10.0
 
 
 def control_topic(participant_id: str) -> str:
@@ -53,12 +74,18 @@ class ControlServer:
         self, client: Client, participant_id: str, attach: AttachHandler, detach: AttachHandler
     ) -> None:
         self.client = client
+        self.participant_id = participant_id
         self.topic = control_topic(participant_id)
         self._attach = attach
         self._detach = detach
 
     async def start(self) -> None:
         await self.client.subscribe_to_queue(self.topic, self._on_request)
+
+    async def hello(self) -> None:
+        """Tell coordinators that this participant answers control requests."""
+        body = {"protocol": PROTOCOL, "command": "hello", "payload": {"id": self.participant_id}}
+        await self.client.send_raw(QueueKind.OUT, HELLO_CHANNEL, encode(body))
 
     async def stop(self) -> None:
         await self.client.unsubscribe_from_queue(self.topic)
@@ -148,3 +175,93 @@ class ControlClient:
         if self._started:
             with contextlib.suppress(Exception):
                 await self.client.unsubscribe_from_queue(self.reply_to)
+
+
+def hello_sender(data: Any) -> str | None:
+    """The participant id of a ``hello``, or ``None`` for anything else."""
+    if (
+        isinstance(data, dict)
+        and data.get("protocol") == PROTOCOL
+        and data.get("command") == "hello"
+    ):
+        payload = data.get("payload")
+        if isinstance(payload, dict) and isinstance(payload.get("id"), str):
+            return str(payload["id"])
+    return None
+
+
+def discovery_request(jitter: float = DEFAULT_JITTER) -> bytes:
+    return encode({"protocol": PROTOCOL, "command": "discover", "payload": {"jitter": jitter}})
+
+
+Announce = Callable[[], Awaitable[None]]
+
+
+class DiscoveryResponder:
+    """Answers discovery requests for every participant on one client (several participants
+    may share a connection: one subscription serves them all).  Each answers after its own
+    random delay; a request that comes while its answer is due adds nothing."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self._announcers: list[Announce] = []
+        self._due: dict[Announce, asyncio.Task[None]] = {}
+        self._listening = False
+
+    @classmethod
+    def of(cls, client: Client) -> DiscoveryResponder:
+        responder = _responders.get(client)
+        if responder is None:
+            responder = _responders[client] = cls(client)
+        return responder
+
+    async def add(self, announce: Announce) -> None:
+        """Answer requests with ``announce``; listens where the transport can, elsewhere the
+        heartbeat alone announces."""
+        self._announcers.append(announce)
+        if self._listening:
+            return
+        try:
+            await self.client.subscribe_broadcast(DISCOVER_CHANNEL, self._on_request)
+        except TransportError as exc:
+            log.debug("not listening for discovery requests: %s", exc)
+            return
+        self._listening = True
+
+    async def remove(self, announce: Announce) -> None:
+        with contextlib.suppress(ValueError):
+            self._announcers.remove(announce)
+        due = self._due.pop(announce, None)
+        if due is not None:
+            due.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await due
+        if self._listening and not self._announcers:
+            self._listening = False
+            await self.client.unsubscribe_broadcast(DISCOVER_CHANNEL)
+
+    async def _on_request(self, message: Message) -> None:
+        request = message.data
+        if not isinstance(request, dict) or request.get("command") != "discover":
+            return
+        payload = request.get("payload")
+        jitter = payload.get("jitter") if isinstance(payload, dict) else None
+        if not isinstance(jitter, int | float) or isinstance(jitter, bool):
+            jitter = DEFAULT_JITTER
+        spread = min(max(float(jitter), 0.0), MAX_JITTER)
+        loop = asyncio.get_running_loop()
+        for announce in list(self._announcers):
+            due = self._due.get(announce)
+            if due is None or due.done():
+                delay = random.uniform(0, spread)
+                self._due[announce] = loop.create_task(self._answer(announce, delay))
+
+    async def _answer(self, announce: Announce, delay: float) -> None:
+        await asyncio.sleep(delay)
+        try:
+            await announce()
+        except Exception as exc:  # the heartbeat announces again; a request must never end us
+            log.warning("could not answer a discovery request: %s", exc)
+
+
+_responders: weakref.WeakKeyDictionary[Client, DiscoveryResponder] = weakref.WeakKeyDictionary()

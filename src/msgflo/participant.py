@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar, cast
 
-from msgflo.control import ControlServer, share_group
+from msgflo.control import ControlServer, DiscoveryResponder, share_group
 from msgflo.transport import Client, Message, QueueKind
 
 log = logging.getLogger(__name__)
@@ -280,6 +280,7 @@ class Participant:
         self._sync_process = not inspect.iscoroutinefunction(type(self).process)
         self._handlers: dict[str, Callable[[Message], Awaitable[None]]] = {}
         self._control: ControlServer | None = None
+        self._responder: DiscoveryResponder | None = None
         self._attached: set[str] = set()
         self._settle_listeners: list[Callable[[Message, bool], None]] = []
 
@@ -404,6 +405,8 @@ class Participant:
         client.on_reconnect(self.announce)
         if announce:
             await self.announce()
+        self._responder = DiscoveryResponder.of(client)
+        await self._responder.add(self.announce)
         period = discovery_period() / HEARTBEAT_DIVISOR
         self._heartbeat = asyncio.get_running_loop().create_task(self._beat(period))
 
@@ -420,7 +423,11 @@ class Participant:
         self._attached.discard(source)
 
     async def announce(self) -> None:
+        """Send our discovery message; on MQTT a ``hello`` first, so that a coordinator knows
+        it may ask us to take an edge's source ourselves (:mod:`msgflo.control`)."""
         if self.client is not None:
+            if self._control is not None:
+                await self._control.hello()
             await self.client.register_participant(self.definition)
 
     async def _beat(self, period: float) -> None:
@@ -446,6 +453,9 @@ class Participant:
                 await client.detach(source)
             if self._control is not None:
                 await self._control.stop()
+            if self._responder is not None:
+                await self._responder.remove(self.announce)
+                self._responder = None
         if self._worker is not None:
             await self._worker.stop()  # its thread may still send: keep it reachable until then
             self._worker = None

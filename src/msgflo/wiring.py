@@ -37,7 +37,11 @@ class Direction(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class PortRef:
+class Endpoint:
+    """A port of a role as wiring addresses it: hashable, unlike the graph model's
+    :class:`~msgflo.graph.model.PortRef`, because bindings, taps and watched edges are keyed
+    by it."""
+
     process: str
     port: str
     index: int | None = None
@@ -47,26 +51,28 @@ class PortRef:
         return f"{self.process}.{self.port}{suffix}"
 
     @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> PortRef:
+    def from_json(cls, raw: Mapping[str, Any]) -> Endpoint:
         index = raw.get("index")
         return cls(str(raw["process"]), str(raw["port"]), int(index) if index is not None else None)
 
 
 @dataclass(frozen=True, slots=True)
-class Edge:
-    src: PortRef
-    tgt: PortRef
+class Link:
+    """A graph edge reduced to what wiring needs (no metadata, no source location)."""
+
+    src: Endpoint
+    tgt: Endpoint
 
     def __str__(self) -> str:
         return f"{self.src} -> {self.tgt}"
 
 
 @dataclass(frozen=True, slots=True)
-class Initial:
-    """An IIP: ``data`` delivered to ``tgt``'s queue."""
+class InitialPacket:
+    """An IIP as wiring sends it: ``data`` delivered to ``tgt``'s queue."""
 
     data: Any
-    tgt: PortRef
+    tgt: Endpoint
 
 
 @dataclass(slots=True)
@@ -74,8 +80,8 @@ class GraphSpec:
     """The part of an fbp-graph that wiring needs: node → component, edges, IIPs."""
 
     processes: dict[str, str] = field(default_factory=dict)
-    edges: list[Edge] = field(default_factory=list)
-    initials: list[Initial] = field(default_factory=list)
+    edges: list[Link] = field(default_factory=list)
+    initials: list[InitialPacket] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, graph: Mapping[str, Any]) -> GraphSpec:
@@ -84,11 +90,11 @@ class GraphSpec:
         for name, process in (graph.get("processes") or {}).items():
             spec.processes[str(name)] = str((process or {}).get("component") or "")
         for connection in graph.get("connections") or []:
-            tgt = PortRef.from_json(connection["tgt"])
+            tgt = Endpoint.from_json(connection["tgt"])
             if "src" in connection:
-                spec.edges.append(Edge(PortRef.from_json(connection["src"]), tgt))
+                spec.edges.append(Link(Endpoint.from_json(connection["src"]), tgt))
             else:
-                spec.initials.append(Initial(connection.get("data"), tgt))
+                spec.initials.append(InitialPacket(connection.get("data"), tgt))
         return spec
 
     def is_virtual(self, process: str) -> bool:
@@ -179,7 +185,7 @@ class Planned:
     """One unit of wiring: a plain edge, or every edge of a RoundRobin node together."""
 
     key: str
-    edges: tuple[Edge, ...]
+    edges: tuple[Link, ...]
     status: Status
     binding: Binding | None = None
     detail: str = ""
@@ -188,7 +194,7 @@ class Planned:
 def plan(graph: GraphSpec, resolve: Resolver) -> list[Planned]:
     """Every edge of ``graph`` with its binding (or why it has none), in graph order."""
     result: list[Planned] = []
-    by_node: dict[str, list[Edge]] = {}
+    by_node: dict[str, list[Link]] = {}
     for edge in graph.edges:
         virtual = [p for p in (edge.src.process, edge.tgt.process) if graph.is_virtual(p)]
         if virtual:
@@ -210,7 +216,7 @@ def plan(graph: GraphSpec, resolve: Resolver) -> list[Planned]:
     return result
 
 
-def _plan_edge(edge: Edge, resolve: Resolver) -> Planned:
+def _plan_edge(edge: Link, resolve: Resolver) -> Planned:
     key = f"edge {edge}"
     ends: list[str] = []
     waiting: list[str] = []
@@ -233,7 +239,7 @@ def _plan_edge(edge: Edge, resolve: Resolver) -> Planned:
     return Planned(key, (edge,), Status.BOUND, Binding(src=src, tgt=tgt))
 
 
-def _plan_roundrobin(node: str, edges: list[Edge], resolve: Resolver) -> Planned:
+def _plan_roundrobin(node: str, edges: list[Link], resolve: Resolver) -> Planned:
     """A RoundRobin node is one binding: producer → consumer queue, nacks → deadletter queue."""
     key = f"node {node}"
     src = tgt = deadletter = ""

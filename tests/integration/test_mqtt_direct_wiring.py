@@ -13,7 +13,7 @@ import pytest
 import msgflo
 from msgflo.coordinator import Coordinator, CoordinatorOptions, Event, EventKind
 from msgflo.transport import Client, Message, QueueKind, get_broker, get_client
-from msgflo.wiring import PortRef
+from msgflo.wiring import Endpoint
 from tests.brokers import MOSQUITTO, NATS, NATS_JETSTREAM, require_broker
 
 pytestmark = pytest.mark.broker
@@ -187,7 +187,7 @@ async def test_removing_the_edge_detaches(net: Net) -> None:
     marker = await net.watch(f"{a}.OUT")
     await net.graph(a, b)
     await net.until_wired()
-    await net.coordinator.remove_edge(PortRef(a, "out"), PortRef(b, "in"))
+    await net.coordinator.remove_edge(Endpoint(a, "out"), Endpoint(b, "in"))
     assert net.coordinator.attached == {}
     sender = await net.client()
     await sender.send_to(QueueKind.IN, f"{a}.IN", "gone")

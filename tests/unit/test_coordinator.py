@@ -21,7 +21,7 @@ from msgflo.coordinator import (
 )
 from msgflo.library import Library, LibraryConfig
 from msgflo.transport import Client, Message, QueueKind, encode, get_broker, get_client
-from msgflo.wiring import PortRef, Status
+from msgflo.wiring import Endpoint, Status
 
 TIMEOUT = 5.0
 
@@ -340,7 +340,7 @@ async def test_edge_to_missing_port_is_an_error_and_the_rest_runs(net: Net) -> N
     [error] = net.events.of(EventKind.ERROR)
     assert "first" in error.message and "'nope'" in error.message
     with pytest.raises(CoordinatorError, match="'nope'"):
-        await net.coordinator.add_edge(PortRef("first", "nope"), PortRef("second", "in"))
+        await net.coordinator.add_edge(Endpoint("first", "nope"), Endpoint("second", "in"))
 
 
 async def test_graph_operations(net: Net) -> None:
@@ -353,15 +353,15 @@ async def test_graph_operations(net: Net) -> None:
     await net.run(Upper, "b")
     await net.events.wait(lambda: len(net.events.of(EventKind.PARTICIPANT_ADDED)) == 2, "a and b")
     out = await net.sink("b.OUT")
-    planned = await net.coordinator.add_edge(PortRef("a", "out"), PortRef("b", "in"))
+    planned = await net.coordinator.add_edge(Endpoint("a", "out"), Endpoint("b", "in"))
     assert planned.status is Status.BOUND
     await net.coordinator.watch_edge(planned.edges[0])
-    await net.coordinator.add_initial(PortRef("a", "in"), "live")
+    await net.coordinator.add_initial(Endpoint("a", "in"), "live")
     assert await get(out) == "LIVE"
     await net.events.wait(lambda: bool(net.events.of(EventKind.DATA)), "edge data")
     assert net.events.of(EventKind.DATA)[0].data["data"] == "LIVE"
 
-    await net.coordinator.remove_edge(PortRef("a", "out"), PortRef("b", "in"))
+    await net.coordinator.remove_edge(Endpoint("a", "out"), Endpoint("b", "in"))
     assert await net.coordinator.broker.list_bindings() == [
         msgflo.transport.Binding("b.OUT", "observe-b.OUT")
     ]
@@ -473,29 +473,29 @@ async def test_children_are_stopped_with_the_coordinator(prefix: str, tmp_path: 
 async def test_tap_sees_what_an_outport_sends_from_the_moment_it_is_known(net: Net) -> None:
     seen: asyncio.Queue[Any] = asyncio.Queue()
 
-    async def keep(ref: PortRef, data: Any) -> None:
+    async def keep(ref: Endpoint, data: Any) -> None:
         seen.put_nowait((ref, data))
 
-    await net.coordinator.tap(PortRef("second", "out"), keep)  # before "second" exists
+    await net.coordinator.tap(Endpoint("second", "out"), keep)  # before "second" exists
     await net.coordinator.load_graph(pipeline_graph())
     await net.run(Upper, "first")
     await net.run(Upper, "second")
-    assert await get(seen) == (PortRef("second", "out"), "HELLO")
+    assert await get(seen) == (Endpoint("second", "out"), "HELLO")
 
-    await net.coordinator.untap(PortRef("second", "out"), keep)
+    await net.coordinator.untap(Endpoint("second", "out"), keep)
     out = await net.sink("second.OUT")
-    await net.coordinator.send(PortRef("first", "in"), "more")
+    await net.coordinator.send(Endpoint("first", "in"), "more")
     assert await get(out) == "MORE"
     assert seen.empty(), "nothing reaches a removed tap"
 
 
 async def test_send_needs_a_known_participant_and_port(net: Net) -> None:
     with pytest.raises(CoordinatorError, match="nobody has not announced itself yet"):
-        await net.coordinator.send(PortRef("nobody", "in"), 1)
+        await net.coordinator.send(Endpoint("nobody", "in"), 1)
     await net.run(Upper, "first")
     await net.events.wait(lambda: bool(net.events.of(EventKind.PARTICIPANT_ADDED)), "first")
     with pytest.raises(CoordinatorError, match="cannot send to"):
-        await net.coordinator.send(PortRef("first", "nope"), 1)
+        await net.coordinator.send(Endpoint("first", "nope"), 1)
     out = await net.sink("first.OUT")
-    await net.coordinator.send(PortRef("first", "in"), "direct")
+    await net.coordinator.send(Endpoint("first", "in"), "direct")
     assert await get(out) == "DIRECT"

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import click
 
 from msgflo.cli.common import broker_option, run_command
+from msgflo.control import DiscoveryResponder
 from msgflo.foreign import DeclarationError, load_declaration
 from msgflo.participant import HEARTBEAT_DIVISOR, discovery_period
 from msgflo.runner import setup_logging, until_stopped, within_grace
@@ -65,13 +66,20 @@ async def register(
     stop = stop or asyncio.Event()
     ids = ", ".join(str(d["id"]) for d in definitions)
     client = get_client(broker, connect_timeout=connect_timeout)
+    responder = DiscoveryResponder.of(client)
+
+    async def announce() -> None:
+        await _announce(client, definitions)
+
     # Signals count from before the ready line: a supervisor may stop us as soon as it reads it.
     with _stop_on_signals(stop) if forever else contextlib.nullcontext():
         await client.connect()
         try:
+            if forever:  # listening before the ready line: a stop may come right after it
+                await responder.add(announce)
             await _announce(client, definitions)
             click.echo(f"Sent discovery message for {ids}")
-            client.on_reconnect(lambda: _announce(client, definitions))
+            client.on_reconnect(announce)
             while forever:
                 try:
                     await asyncio.wait_for(stop.wait(), interval / HEARTBEAT_DIVISOR)
@@ -83,6 +91,7 @@ async def register(
                 except Exception as exc:  # the next round tries again; only a stop ends the loop
                     log.warning("failed to send discovery message for %s: %s", ids, exc)
         finally:
+            await within_grace(responder.remove(announce))
             await within_grace(client.disconnect())
     return 0
 

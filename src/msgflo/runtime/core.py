@@ -30,7 +30,7 @@ from msgflo.runtime.access import Access, Level, may_receive
 from msgflo.runtime.components import component_payload, definition_of, port_definitions
 from msgflo.runtime.protocol.messages import ProtocolError, build, dumps
 from msgflo.wiring import VIRTUAL_COMPONENTS, Status
-from msgflo.wiring import PortRef as WirePort
+from msgflo.wiring import Endpoint as WirePort
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from msgflo.participant import Participant
 from msgflo.participant_file import participant_class
 from msgflo.runner import instantiate
 from msgflo.transport import Address, get_broker, get_client
-from msgflo.wiring import VIRTUAL_COMPONENTS, PortRef
+from msgflo.wiring import VIRTUAL_COMPONENTS, Endpoint
 
 __all__ = ["NetworkProbe", "network"]
 
@@ -61,14 +61,14 @@ class NetworkProbe:
         received: asyncio.Queue[Any] = asyncio.Queue()
         self._outputs[(node, name)] = received
 
-        async def keep(_ref: PortRef, data: Any) -> None:
+        async def keep(_ref: Endpoint, data: Any) -> None:
             received.put_nowait(data)
 
-        await self.coordinator.tap(PortRef(node, name), keep)
+        await self.coordinator.tap(Endpoint(node, name), keep)
 
     async def send(self, port: str, data: Any) -> None:
         node, name = self.resolve(port, "inport")
-        await self.coordinator.send(PortRef(node, name), data)
+        await self.coordinator.send(Endpoint(node, name), data)
 
     async def receive(self, port: str, timeout: float = 5.0) -> Any:
         """The next data ``port`` sent; fails the test after ``timeout`` seconds."""

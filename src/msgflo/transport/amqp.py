@@ -488,6 +488,7 @@ class AmqpClient(Client):
         self._topology: dict[_Key, _Op] = {}
         self._declared_exchanges: set[str] = set()
         self._consumers: dict[str, _Consumer] = {}
+        self._broadcasts: dict[str, str] = {}
         # Publisher side: every publish stays here until the broker confirms it.
         self._seq = 0
         self._unconfirmed: OrderedDict[int, _Publish] = OrderedDict()
@@ -1072,6 +1073,33 @@ class AmqpClient(Client):
             except Exception:
                 log.exception("processing a message from %r failed", consumer.queue)
 
+    async def subscribe_broadcast(self, channel: str, handler: MessageHandler) -> None:
+        """A private, auto-deleted queue bound to the fanout exchange ``channel`` (declared
+        durable, as outports are, so that any side may declare it first)."""
+        await self._ensure_exchange(channel)
+        name = f".msgflo-broadcast-{uuid.uuid4()}"
+        await self._declare(
+            _declare_queue(name, durable=False, exclusive=True),
+            f"declaring a private queue for {channel!r}",
+            key=("queue", name),
+        )
+        await self._declare(
+            _bind_queue(name, channel),
+            f"binding a private queue to {channel!r}",
+            key=("qbind", name, channel),
+        )
+        self._broadcasts[channel] = name
+        await self._consume(name, self._deliver_to(channel, handler), no_ack=True)
+
+    async def unsubscribe_broadcast(self, channel: str) -> None:
+        """Cancels the consumer only: the private queue is exclusive and goes with the
+        connection, so stopping never waits for a broker that may be away."""
+        name = self._broadcasts.pop(channel, None)
+        if name is None:
+            return
+        await self.unsubscribe_from_queue(name)
+        self._forget(lambda k: k[0] in ("queue", "qbind") and k[1] == name)
+
     async def unsubscribe_from_queue(self, name: str) -> None:
         consumer = self._consumers.pop(name, None)
         if consumer is None:
@@ -1195,18 +1223,7 @@ class AmqpBroker(AmqpClient, Broker):
         original's participants send their announcements; several consumers share those.
         """
         await self._ensure_discovery()
-        name = f".msgflo-discovery-{uuid.uuid4()}"
-        await self._declare(
-            _declare_queue(name, durable=False, exclusive=True),
-            "declaring a discovery queue",
-            key=("queue", name),
-        )
-        await self._declare(
-            _bind_queue(name, DISCOVERY_QUEUE),
-            "binding a discovery queue",
-            key=("qbind", name, DISCOVERY_QUEUE),
-        )
-        await self._consume(name, self._deliver_to(DISCOVERY_QUEUE, handler), no_ack=True)
+        await self.subscribe_broadcast(DISCOVERY_QUEUE, handler)
         if not exclusive:
             await self._ensure_discovery_queue()
             await self._consume(

@@ -253,6 +253,15 @@ class Client(ABC):
     async def detach(self, source: str) -> None:
         raise TransportError(f"{self.address.redacted()}: bindings are made by the broker")
 
+    async def subscribe_broadcast(self, channel: str, handler: MessageHandler) -> None:
+        """Receive every message published to ``channel`` with ``send_raw(QueueKind.OUT, ...)``,
+        beside every other subscriber (no sharing, nothing kept while not subscribed, nothing
+        to ack).  Raises :class:`TransportError` where the transport offers no such channel."""
+        raise TransportError(f"{self.address.redacted()}: no broadcast channels")
+
+    async def unsubscribe_broadcast(self, channel: str) -> None:
+        """Stop receiving ``channel``; a no-op when not subscribed."""
+
     async def flush(self) -> None:
         """Wait until everything sent so far is confirmed by the broker (where it confirms)."""
 

@@ -176,6 +176,7 @@ class MemoryClient(Client):
         super().__init__(address, connect_timeout=connect_timeout)
         self._hub: _Hub | None = None
         self._consumers: dict[str, list[_Consumer]] = defaultdict(list)
+        self._broadcasts: dict[str, str] = {}
 
     @property
     def hub(self) -> _Hub:
@@ -242,6 +243,28 @@ class MemoryClient(Client):
     async def send_discovery(self, body: bytes) -> None:
         self.hub.publish(DISCOVERY_QUEUE, body)
 
+    async def subscribe_broadcast(self, channel: str, handler: MessageHandler) -> None:
+        """A private queue bound to the fanout exchange ``channel``, as on AMQP."""
+        private = f".msgflo-broadcast-{next(_ids)}"
+        hub = self.hub
+        hub.declare_queue(private)
+        hub.declare_exchange(channel).add(private)
+        self._broadcasts[channel] = private
+
+        async def settle_after(message: Message) -> None:
+            await handler(message)
+            await self.ack_message(message)
+
+        await self.subscribe_to_queue(private, settle_after)
+
+    async def unsubscribe_broadcast(self, channel: str) -> None:
+        private = self._broadcasts.pop(channel, None)
+        if private is None:
+            return
+        await self.unsubscribe_from_queue(private)
+        self.hub.exchanges.get(channel, set()).discard(private)
+        self.hub.queues.pop(private, None)
+
 
 class MemoryBroker(MemoryClient, Broker):
     def __init__(self, address: Address, *, connect_timeout: float = 30.0) -> None:
@@ -282,13 +305,4 @@ class MemoryBroker(MemoryClient, Broker):
             observers.remove((binding, handler))
 
     async def subscribe_participant_change(self, handler: MessageHandler) -> None:
-        private = f".msgflo-discovery-{next(_ids)}"
-        hub = self.hub
-        hub.declare_queue(private)
-        hub.declare_exchange(DISCOVERY_QUEUE).add(private)
-
-        async def settle_after(message: Message) -> None:
-            await handler(message)
-            await self.ack_message(message)
-
-        await self.subscribe_to_queue(private, settle_after)
+        await self.subscribe_broadcast(DISCOVERY_QUEUE, handler)

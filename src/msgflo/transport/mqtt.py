@@ -637,6 +637,17 @@ class MqttClient(Client):
         await consumer.stop()
         await self._sync(route)
 
+    async def subscribe_broadcast(self, channel: str, handler: MessageHandler) -> None:
+        """A plain (never shared) subscription: every subscriber gets every message."""
+
+        async def deliver(topic: str, body: bytes) -> None:
+            await handler(Message.from_body(topic, body))
+
+        await self._set_observer(channel, deliver)
+
+    async def unsubscribe_broadcast(self, channel: str) -> None:
+        await self._set_observer(channel, None)
+
     async def _set_observer(self, topic: str, handle: BodyHandler | None) -> None:
         route = self._route(topic) if handle is not None else self._routes.get(topic)
         if route is None or (route.observer is None) == (handle is None):

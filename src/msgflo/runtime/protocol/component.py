@@ -22,6 +22,10 @@ NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
 async def list_components(req: Request) -> None:
+    """Also asks the network to announce itself (:meth:`Coordinator.request_discovery`): a
+    client that lists components is about to show what runs, and participants that were running
+    before the coordinator need not wait for their heartbeat."""
+    await req.runtime.coordinator.request_discovery()
     library = req.runtime.library
     names = library.names()
     for name in names:

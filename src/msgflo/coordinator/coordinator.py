@@ -1,0 +1,445 @@
+"""The coordinator: owns a running network and keeps it running.
+
+It turns graph changes and discoveries into wiring; the parts it drives live beside it: the
+registry of participants (:mod:`.registry`), the processes it starts (:mod:`.supervisor`), the
+IIPs owed (:mod:`.initials`), how bindings are made (:mod:`.binder`) and observed
+(:mod:`.taps`), and what listeners hear (:mod:`.events`).
+
+Unlike the original, nothing here waits for a participant: a node whose participant is late,
+foreign, or unknown to the library stays *pending* and is wired the moment it announces itself.
+Every change (discovery, graph edit) goes through one lock and one re-plan, so the order in
+which participants appear never matters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from msgflo.control import ControlClient
+from msgflo.coordinator.binder import Applied, Binder
+from msgflo.coordinator.discovery import Discovery
+from msgflo.coordinator.events import CoordinatorError, Event, EventKind, Events, Listener
+from msgflo.coordinator.initials import Initials
+from msgflo.coordinator.registry import (
+    STATE_FILE,
+    Change,
+    Instance,
+    Registry,
+    StateFile,
+    change_event,
+    expire_forever,
+)
+from msgflo.coordinator.supervisor import Child, Supervisor, SupervisorOptions
+from msgflo.coordinator.taps import Observers, TapHandler
+from msgflo.library import Library, LibraryError
+from msgflo.participant import discovery_period
+from msgflo.transport import Binding, Broker, QueueKind, TransportError
+from msgflo.wiring import (
+    VIRTUAL_COMPONENTS,
+    Direction,
+    Endpoint,
+    GraphSpec,
+    InitialPacket,
+    Link,
+    Planned,
+    WiringError,
+    convention_resolver,
+    discovery_resolver,
+    find_queue,
+    plan,
+)
+
+
+@dataclass(slots=True)
+class CoordinatorOptions:
+    broker_url: str = ""
+    """Handed to children as ``MSGFLO_BROKER`` (may differ from how the coordinator connects)."""
+    ignore: Sequence[str] = ()
+    wait_timeout: float = 45.0
+    state_dir: Path | None = None
+    static: bool = False
+    """Wire by the ``role.PORT`` convention instead of discovery (``msgflo-setup`` without
+    ``--discover``)."""
+    send_iips: bool = True
+    iips_in_command: bool = False
+    """Hand IIPs to started participants through ``#IIPS`` (static ``msgflo-setup``, where no
+    discovery tells which queue to send them to)."""
+    start_participants: bool = True
+    shell: str | None = None
+    """Run each command as ``SHELL -c COMMAND`` (``msgflo-setup --shell``)."""
+    discovery_period: float = field(default_factory=discovery_period)
+    concurrency: int = 10
+    max_failures: int = 5
+    stop_grace: float = 5.0
+    backoff_base: float = 0.5
+
+    def supervisor_options(self) -> SupervisorOptions:
+        return SupervisorOptions(
+            broker_url=self.broker_url,
+            concurrency=self.concurrency,
+            ready_timeout=self.wait_timeout,
+            stop_grace=self.stop_grace,
+            max_failures=self.max_failures,
+            backoff_base=self.backoff_base,
+        )
+
+
+@dataclass(slots=True)
+class Role:
+    """A node of the coordinator's graph: the role a participant takes."""
+
+    name: str
+    component: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class Coordinator:
+    def __init__(
+        self,
+        broker: Broker,
+        library: Library | None = None,
+        options: CoordinatorOptions | None = None,
+    ) -> None:
+        self.broker = broker
+        self.library = library
+        self.options = options or CoordinatorOptions(broker_url=broker.url)
+        if not self.options.broker_url:
+            self.options.broker_url = broker.url
+        opts = self.options
+        self.events = Events()
+        path = opts.state_dir / STATE_FILE if opts.state_dir else None
+        self.registry = Registry.load(path) if path else Registry()
+        self.state = StateFile(
+            path,
+            self.registry,
+            opts.discovery_period,
+            lambda text: self.events.warn_once(f"state {text}", text),
+        )
+        self.nodes: dict[str, Role] = {}
+        self.edges: list[Link] = []
+        self.initials = Initials(broker, self.registry, self.events, lambda: self.wiring)
+        self.supervisor = Supervisor(
+            library, opts.supervisor_options(), self.events, ignore=opts.ignore, shell=opts.shell
+        )
+        self.binder = Binder(
+            broker, self.registry, self.events, static=opts.static, spawn=self._spawn
+        )
+        self.discovery = Discovery(broker, self.events, self.observe, self.binder.can_answer)
+        self.applied = Applied(self.binder, self.events)
+        self.observers = Observers(broker, self.registry, self.events)
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- what other parts read ------------------------------------------------------------
+
+    @property
+    def children(self) -> dict[str, Child]:
+        return self.supervisor.children
+
+    @property
+    def wiring(self) -> dict[str, Planned]:
+        """The applied plan by key (``edge A.out -> B.in``, ``node RR``)."""
+        return self.applied.wiring
+
+    @property
+    def control(self) -> ControlClient:
+        return self.binder.control
+
+    @property
+    def attached(self) -> dict[Binding, set[str]]:
+        return self.binder.attached
+
+    @property
+    def graph(self) -> GraphSpec:
+        return GraphSpec(
+            processes={name: node.component for name, node in self.nodes.items()},
+            edges=list(self.edges),
+            initials=list(self.initials.packets),
+        )
+
+    def add_listener(self, listener: Listener) -> None:
+        self.events.add(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        self.events.remove(listener)
+
+    def _emit(self, event: Event) -> None:
+        self.events.emit(event)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect and listen for participants; the cached registry is usable at once."""
+        await self.broker.connect()
+        if not self.options.static:
+            await self.discovery.start()
+        self._spawn(expire_forever(self.registry, self.options.discovery_period, self._gone))
+
+    async def stop(self) -> None:
+        """Stop every child this coordinator started, then disconnect."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.supervisor.stop()
+        self.state.save(force=True)
+        with contextlib.suppress(TransportError):
+            await self.broker.disconnect()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _gone(self, instance: Instance, silence: float) -> None:
+        self._emit(
+            Event(
+                EventKind.PARTICIPANT_GONE,
+                instance.role,
+                f"{instance.role}: participant {instance.id} gone (silent for {silence:g} s)",
+                {"id": instance.id},
+            )
+        )
+        self.state.save(force=True)
+
+    # -- discovery ----------------------------------------------------------------------
+
+    async def observe(self, definition: dict[str, Any]) -> None:
+        """Take in one (normalized) discovery definition."""
+        async with self._lock:
+            instance, change = self.registry.observe(definition, time.time())
+            if self.library is not None:
+                with contextlib.suppress(LibraryError):
+                    self.library.update_from_discovery(definition)
+            event = change_event(instance, change, self.registry.count(instance.role))
+            if event is not None:
+                self._emit(event)
+            self.state.save(force=change is not Change.SEEN)
+            if change is Change.SEEN:
+                return
+            if change is Change.ADDED and instance.role in self.nodes:
+                self._owe_initials(instance.role)
+            if change is Change.ADDED:
+                await self.binder.attach_new_instance(instance)
+            await self._rewire()
+
+    async def request_discovery(self) -> bool:
+        """Ask the running participants to announce themselves now (an FBP client listing
+        components, a user who wants the picture at once); rate-limited."""
+        return False if self.options.static else await self.discovery.request()
+
+    def discovered(self, role: str) -> bool:
+        return self.registry.discovered(role)
+
+    # -- graph ---------------------------------------------------------------------------
+
+    async def load_graph(self, graph: Mapping[str, Any] | GraphSpec) -> None:
+        """Replace the network's graph; returns once what can be wired now is wired.
+
+        Participants are started in the background and nodes that are not discovered yet stay
+        pending: a late or absent participant never blocks or fails the load.
+        """
+        spec = graph if isinstance(graph, GraphSpec) else GraphSpec.from_json(graph)
+        metadata = {} if isinstance(graph, GraphSpec) else graph.get("processes") or {}
+        async with self._lock:
+            for role in [r for r in self.children if r not in spec.processes]:
+                self.supervisor.retire(role)
+            self.nodes = {
+                name: Role(name, component, dict((metadata.get(name) or {}).get("metadata") or {}))
+                for name, component in spec.processes.items()
+            }
+            self.edges = list(spec.edges)
+            self.initials.packets = list(spec.initials)
+            for name in spec.participant_roles():
+                self._start_node(self.nodes[name])
+            self.initials.forget_owed()
+            for role in {i.tgt.process for i in self.initials.packets}:
+                if self.discovered(role):
+                    self._owe_initials(role)
+            await self._rewire()
+        self._emit(Event(EventKind.GRAPH_CHANGED, message="graph loaded"))
+
+    def _start_node(self, node: Role) -> None:
+        role, component = node.name, node.component
+        if component in VIRTUAL_COMPONENTS or role in self.children:
+            return
+        self._spawn(self._watch_pending(role))
+        if self.options.start_participants:
+            iips = (
+                {i.tgt.port: i.data for i in self.initials.to(role)}
+                if self.options.iips_in_command
+                else {}
+            )
+            self.supervisor.start(role, component, iips=iips)
+
+    async def _watch_pending(self, role: str) -> None:
+        """``--wait-timeout`` is a warning, never an exit: the node stays pending."""
+        await asyncio.sleep(self.options.wait_timeout)
+        if role in self.nodes and not self.registry.count(role) and not self.options.static:
+            self._emit(
+                Event(
+                    EventKind.WARNING,
+                    role,
+                    f"{role}: not discovered after {self.options.wait_timeout:g} s; its edges stay pending",
+                )
+            )
+
+    async def add_node(
+        self, name: str, component: str, metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        async with self._lock:
+            if name in self.nodes:
+                raise CoordinatorError(f"node {name!r} already exists")
+            node = self.nodes[name] = Role(name, component, dict(metadata or {}))
+            self._start_node(node)
+            await self._rewire()
+        self._emit(Event(EventKind.GRAPH_CHANGED, name, f"node {name} added"))
+
+    async def remove_node(self, name: str) -> None:
+        """Removes the node with its edges and IIPs, and stops its participant if we started it."""
+        async with self._lock:
+            if name not in self.nodes:
+                raise CoordinatorError(f"no node {name!r} in the graph")
+            del self.nodes[name]
+            self.edges = [e for e in self.edges if name not in (e.src.process, e.tgt.process)]
+            self.initials.packets = [i for i in self.initials.packets if i.tgt.process != name]
+            child = self.children.pop(name, None)
+            await self._rewire()
+        if child is not None:
+            await child.stop()
+        self._emit(Event(EventKind.GRAPH_CHANGED, name, f"node {name} removed"))
+
+    def _require_port(self, ref: Endpoint, direction: Direction) -> None:
+        if ref.process not in self.nodes:
+            raise CoordinatorError(f"no node {ref.process!r} in the graph")
+        definition = self.registry.definitions().get(ref.process)
+        if definition is not None and self.nodes[ref.process].component not in VIRTUAL_COMPONENTS:
+            try:
+                find_queue(definition, direction, ref.port)
+            except WiringError as exc:
+                raise CoordinatorError(str(exc)) from None
+
+    async def add_edge(self, src: Endpoint, tgt: Endpoint) -> Planned:
+        """Connect two ports; returns the edge's wiring (pending until both are discovered)."""
+        edge = Link(src, tgt)
+        async with self._lock:
+            self._require_port(src, Direction.OUT)
+            self._require_port(tgt, Direction.IN)
+            if edge in self.edges:
+                raise CoordinatorError(f"edge {edge} already exists")
+            self.edges.append(edge)
+            await self._rewire()
+            planned = self.planned(edge)
+        self._emit(Event(EventKind.GRAPH_CHANGED, message=f"edge {edge} added"))
+        return planned
+
+    async def remove_edge(self, src: Endpoint, tgt: Endpoint) -> None:
+        edge = Link(src, tgt)
+        async with self._lock:
+            if edge not in self.edges:
+                raise CoordinatorError(f"no edge {edge} in the graph")
+            self.edges.remove(edge)
+            await self.observers.unwatch(edge)
+            await self._rewire()
+        self._emit(Event(EventKind.GRAPH_CHANGED, message=f"edge {edge} removed"))
+
+    async def add_initial(self, tgt: Endpoint, data: Any) -> None:
+        """Store the IIP and send it now if its target runs; new instances get it too."""
+        async with self._lock:
+            self._require_port(tgt, Direction.IN)
+            initial = InitialPacket(data, tgt)
+            self.initials.packets.append(initial)
+            if self.discovered(tgt.process):
+                await self.initials.send(initial)
+        self._emit(Event(EventKind.GRAPH_CHANGED, message=f"IIP to {tgt} added"))
+
+    async def remove_initial(self, tgt: Endpoint) -> None:
+        async with self._lock:
+            before = len(self.initials.packets)
+            self.initials.packets = [i for i in self.initials.packets if i.tgt != tgt]
+            if len(self.initials.packets) == before:
+                raise CoordinatorError(f"no IIP to {tgt} in the graph")
+        self._emit(Event(EventKind.GRAPH_CHANGED, message=f"IIP to {tgt} removed"))
+
+    def planned(self, edge: Link) -> Planned:
+        for planned in self.wiring.values():
+            if edge in planned.edges:
+                return planned
+        raise CoordinatorError(f"no edge {edge} in the graph")
+
+    # -- wiring and IIPs ---------------------------------------------------------------
+
+    def _resolver(self) -> Callable[[str, Direction, str], str]:
+        if self.options.static:
+            return convention_resolver
+        return discovery_resolver(self.registry.definitions())
+
+    async def _rewire(self) -> None:
+        """Re-plan from the graph and what is known, apply the difference, then follow taps
+        and pay the IIPs whose downstream is now wired."""
+        await self.applied.apply(plan(self.graph, self._resolver()), self.nodes.__contains__)
+        await self.observers.apply_taps()
+        await self.initials.pay()
+        await self.applied.notify()
+
+    async def settled(self, timeout: float) -> bool:
+        """Wait until no edge waits for a participant; ``False`` if some still do after
+        ``timeout`` seconds."""
+        return await self.applied.settled(timeout)
+
+    def _owe_initials(self, role: str) -> None:
+        if self.options.send_iips and self.initials.owe(role):
+            self._spawn(self.initials.deadline(role, self.options.wait_timeout, self._lock))
+
+    async def send(self, tgt: Endpoint, data: Any) -> None:
+        """Send ``data`` to an inport of a discovered participant (what an FBP client sends
+        into an exported inport)."""
+        definition = self.registry.definitions().get(tgt.process)
+        if definition is None:
+            raise CoordinatorError(f"{tgt.process} has not announced itself yet")
+        try:
+            queue = find_queue(definition, Direction.IN, tgt.port)
+            await self.broker.send_to(QueueKind.IN, queue, data)
+        except (WiringError, TransportError) as exc:
+            raise CoordinatorError(f"cannot send to {tgt}: {exc}") from None
+
+    # -- observing -------------------------------------------------------------------------
+
+    async def tap(self, ref: Endpoint, handler: TapHandler) -> None:
+        """Call ``handler(ref, data)`` for everything the outport ``ref`` sends, from the moment
+        its participant is known; taps are applied before IIPs go out, so none of their
+        consequences is missed."""
+        async with self._lock:
+            self.observers.add_tap(ref, handler)
+            await self.observers.apply_taps()
+
+    async def untap(self, ref: Endpoint, handler: TapHandler) -> None:
+        async with self._lock:
+            self.observers.remove_tap(ref, handler)
+            await self.observers.apply_taps()
+
+    async def watch_edge(self, edge: Link) -> None:
+        """Report the data passing ``edge`` as :attr:`EventKind.DATA` events (``network:data``)."""
+        async with self._lock:
+            await self.observers.watch(edge, self.planned(edge))
+
+    async def unwatch_edge(self, edge: Link) -> None:
+        async with self._lock:
+            await self.observers.unwatch(edge)
+
+    # -- reporting -------------------------------------------------------------------------
+
+    def pending_roles(self) -> list[str]:
+        return [
+            name
+            for name, node in self.nodes.items()
+            if node.component not in VIRTUAL_COMPONENTS and not self.registry.count(name)
+        ]
+
+    def child_pids(self) -> dict[str, list[int]]:
+        return self.supervisor.pids()
