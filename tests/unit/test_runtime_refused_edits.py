@@ -54,7 +54,7 @@ def network_state(rig: Rig) -> tuple[list[str], list[str], list[str]]:
     return (
         sorted(coordinator.nodes),
         sorted(map(str, coordinator.edges)),
-        sorted(map(repr, coordinator.initials)),
+        sorted(map(repr, coordinator.initials.packets)),
     )
 
 
