@@ -42,7 +42,7 @@ def cause(exc: BaseException) -> str:
         return "no answer from the broker"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
-    if isinstance(exc, OSError) and exc.errno and not exc.args[1:]:
+    if isinstance(exc, OSError) and exc.errno:  # the socket's errno says it best
         return os.strerror(exc.errno).lower()
     inner = exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], BaseException) else None
     if inner is not None:
