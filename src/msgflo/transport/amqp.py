@@ -811,9 +811,6 @@ class AmqpClient(Client):
     # -- consuming ------------------------------------------------------------------------------
 
     async def subscribe_to_queue(self, name: str, handler: MessageHandler) -> None:
-        await self._declare(
-            lambda ch: ch.queue_declare(name, passive=True), f"subscribing to queue {name!r}"
-        )
         await self._consume(name, self._deliver_to(name, handler), no_ack=False)
 
     def _deliver_to(self, queue: str, handler: MessageHandler, *, ack: bool = False) -> _Process:

@@ -48,6 +48,8 @@ def cause(exc: BaseException) -> str:
     if inner is not None:
         return cause(inner)
     text = re.sub(r"^\[Errno -?\d+\]\s*", "", str(exc)).strip() or type(exc).__name__
+    if text[1:2].isupper():  # an acronym or a broker's reply code (``RESOURCE_LOCKED - ...``)
+        return text
     return text[0].lower() + text[1:]
 
 
