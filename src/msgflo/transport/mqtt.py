@@ -328,6 +328,11 @@ class MqttClient(Client):
         return self._online.is_set() and not self._closed
 
     @property
+    def client_id(self) -> str:
+        """The MQTT client id, the same on every connection of this client."""
+        return self._client_id
+
+    @property
     def fastpath(self) -> bool:
         """Whether the per-message paths run on :mod:`msgflo.transport._paho`."""
         return self._fastpath
