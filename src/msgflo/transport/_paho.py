@@ -176,10 +176,10 @@ class FastLink:
                         client.loop_read()
                         return
                     buf.extend(chunk)
+                    self._take_packets(buf)  # may pause: at most one chunk past the mark
                     pending = getattr(sock, "pending", None)  # TLS keeps decrypted bytes
                     if len(chunk) < READ_SIZE and not (pending and pending()):
                         break
-                self._take_packets(buf)
             except Exception as exc:
                 if not session._disconnected.done():
                     session._disconnected.set_exception(exc)

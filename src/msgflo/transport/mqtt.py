@@ -328,6 +328,11 @@ class MqttClient(Client):
         return self._online.is_set() and not self._closed
 
     @property
+    def buffered(self) -> int:
+        """Bytes of deliveries waiting for their handlers (bounded near :data:`HIGH_WATER`)."""
+        return self._held
+
+    @property
     def client_id(self) -> str:
         """The MQTT client id, the same on every connection of this client."""
         return self._client_id
