@@ -30,9 +30,12 @@ SCENARIOS = (
     "startup",
     "footprint",
     "recovery",
+    "flood",
     "graph_parse",
 )
-TRANSPORTS = ("memory", "mosquitto", "rabbitmq", "amqtt")
+TRANSPORTS = ("memory", "mosquitto", "rabbitmq", "amqtt", "mosquitto-public", "rabbitmq-public")
+DEFAULT_TRANSPORTS = TRANSPORTS[:4]
+"""The ``-public`` targets run our relays with ``?fastpath=0`` (the libraries' public API)."""
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -44,8 +47,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--transport",
-        default=",".join(TRANSPORTS),
-        help=f"relay chains on these, from: {', '.join(TRANSPORTS)} (default: all)",
+        default=",".join(DEFAULT_TRANSPORTS),
+        help=f"relay chains on these, from: {', '.join(TRANSPORTS)} "
+        f"(default: {', '.join(DEFAULT_TRANSPORTS)})",
     )
     parser.add_argument(
         "--impl",
@@ -101,6 +105,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             "memory": "memory://bench",
             "mosquitto": MOSQUITTO,
             "rabbitmq": RABBITMQ,
+            "mosquitto-public": f"{MOSQUITTO}?fastpath=0",
+            "rabbitmq-public": f"{RABBITMQ}?fastpath=0",
             "amqtt": brokers[0].ready if brokers else "",
         }
         targets = [relay.Target(name, urls[name]) for name in args.transports]
