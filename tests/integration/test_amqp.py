@@ -9,7 +9,15 @@ from typing import Any
 
 import pytest
 
-from msgflo.transport import Binding, BindingType, QueueKind, TransportError, get_broker, get_client
+from msgflo.transport import (
+    Binding,
+    BindingType,
+    QueueKind,
+    TransportError,
+    _aiormq,
+    get_broker,
+    get_client,
+)
 from msgflo.transport.amqp import AmqpBroker, AmqpClient
 from msgflo.transport.base import Message
 from tests.integration.amqp_helpers import Inbox, PausingProxy, Rabbit, poll, rabbitmqctl, url
@@ -430,3 +438,19 @@ async def test_a_consumer_refused_access_fails_with_the_brokers_reason_and_recov
     inbox = await consumed(client, name("IN"))
     await client.send_to(QueueKind.IN, name("IN"), "after the refusal")
     assert [m.data for m in await inbox.take(1)] == ["after the refusal"]
+
+
+async def test_untested_library_versions_turn_the_fast_path_off_and_messages_still_flow(
+    connect: Callable[..., Any],
+    name: Callable[[str], str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setitem(_aiormq.TESTED, "aiormq", ((1, 0), (1, 1)))
+    client = await connect()
+    assert not client.fastpath
+    inbox = await consumed(client, name("IN"))
+    await client.send_to(QueueKind.IN, name("IN"), "public API")
+    await client.flush()
+    assert [m.data for m in await inbox.take(1)] == ["public API"]
+    assert "AMQP fast path off (aiormq 7." in caplog.text

@@ -15,6 +15,7 @@ from msgflo.transport import (
     Message,
     QueueKind,
     TransportError,
+    _paho,
     get_broker,
     get_client,
 )
@@ -427,3 +428,21 @@ async def test_a_flooded_consumer_stops_reading_at_the_high_water_mark_and_resum
         await producer.send_raw(QueueKind.OUT, q, b'"last"')
         await taken.wait_for(count + 1)
         assert taken.messages[-1].data == "last"
+
+
+async def test_untested_library_versions_turn_the_fast_path_off_and_messages_still_flow(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    require_broker(1883, "Mosquitto")
+    monkeypatch.setitem(_paho.TESTED, "paho-mqtt", ((1, 0), (1, 1)))
+    (q,) = topics("checked.IN")
+    received = Inbox()
+    client = get_client(MOSQUITTO)
+    assert isinstance(client, MqttClient)
+    async with client:
+        assert not client.fastpath
+        await client.subscribe_to_queue(q, received.handler)
+        await client.send_to(QueueKind.OUT, q, "public API")
+        await received.wait_for(1)
+    assert received.messages[0].data == "public API"
+    assert "MQTT fast path off (paho-mqtt 2." in caplog.text

@@ -39,7 +39,7 @@ from pamqp.header import ContentHeader
 
 from msgflo.transport._adapter import Range, missing, untested
 
-TESTED: dict[str, Range] = {"aiormq": ((7, 0), (7, 3)), "pamqp": ((3, 3), (4, 1))}
+TESTED: dict[str, Range] = {"aiormq": ((7, 2), (7, 3)), "pamqp": ((4, 0), (4, 1))}
 """Library versions (lowest, first untested) whose internals this module was checked against."""
 
 _CONNECTION_ATTRIBUTES = ("last_channel_lock", "channels", "write_queue", "connection_tune")

@@ -32,7 +32,7 @@ from msgflo.transport._adapter import Range, missing, untested
 
 READ_SIZE = 65536
 _PUBLISH_QOS0 = 0x30
-TESTED: dict[str, Range] = {"paho-mqtt": ((2, 1), (2, 3)), "aiomqtt": ((2, 5), (3, 0))}
+TESTED: dict[str, Range] = {"paho-mqtt": ((2, 2), (2, 3)), "aiomqtt": ((2, 5), (2, 6))}
 """Library versions (lowest, first untested) whose internals this module was checked against."""
 
 _SESSION_ATTRIBUTES = ("_client", "_connected", "_disconnected")
