@@ -64,6 +64,7 @@ from aiormq.tools import awaitable
 from pamqp import commands as spec
 
 from msgflo.transport import _aiormq
+from msgflo.transport._adapter import FastPath
 from msgflo.transport.base import (
     DISCOVERY_QUEUE,
     Address,
@@ -91,7 +92,6 @@ DISCONNECT_GRACE = 5.0
 
 _OWN_OPTIONS = frozenset({"prefetch", "persistent", "fastpath"})
 _TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off"})
 _REFUSED = (
     aiormq.exceptions.ChannelAccessRefused,
     aiormq.exceptions.ChannelLockedResource,
@@ -405,8 +405,7 @@ class AmqpClient(Client):
         persistent = address.options.get("persistent", "0").lower() in _TRUE
         self._properties = spec.Basic.Properties(delivery_mode=2 if persistent else 1)
         self._url = _broker_url(address)
-        self._fastpath = address.options.get("fastpath", "1").lower() not in _FALSE
-        self._fastpath_checked = False
+        self._fastpath_switch = FastPath(address.options, "AMQP")
         self._running = False
         self._generation = 0
         self._session: _Session | None = None
@@ -447,17 +446,10 @@ class AmqpClient(Client):
     @property
     def fastpath(self) -> bool:
         """Whether the per-message paths run on :mod:`msgflo.transport._aiormq`."""
-        return self._fastpath
+        return self._fastpath_switch.on
 
     def _check_fastpath(self, amqp: aiormq.Connection) -> bool:
-        """Checked on the first connection only; the answer holds for the client's life."""
-        if self._fastpath and not self._fastpath_checked:
-            self._fastpath_checked = True
-            reason = _aiormq.unavailable(amqp)
-            if reason is not None:
-                log.warning("AMQP fast path off (%s): using aiormq's public API", reason)
-                self._fastpath = False
-        return self._fastpath
+        return self._fastpath_switch.check(lambda: _aiormq.unavailable(amqp))
 
     async def disconnect(self) -> None:
         if not self._running:

@@ -43,6 +43,7 @@ from typing import Protocol
 import aiomqtt
 
 from msgflo.transport import _paho
+from msgflo.transport._adapter import FastPath
 from msgflo.transport.base import (
     DISCOVERY_QUEUE,
     Address,
@@ -68,7 +69,6 @@ HIGH_WATER = 4 * 1024 * 1024
 LOW_WATER = 1024 * 1024
 """...and at which it reads again."""
 FLUSH_POLL = 0.005
-_FALSE = frozenset({"0", "false", "no", "off"})
 
 BodyHandler = Callable[[str, bytes], Awaitable[None]]
 
@@ -306,8 +306,7 @@ class MqttClient(Client):
         self._keepalive = address.int_option("keepalive", 60)
         self._clean_session = address.int_option("clean", 0 if self._qos > 0 else 1) != 0
         self._end_session = given is None and not self._clean_session
-        self._fastpath = address.options.get("fastpath", "1").lower() not in _FALSE
-        self._fastpath_checked = False
+        self._fastpath = FastPath(address.options, "MQTT")
         self._routes: dict[str, _Route] = {}
         self._queues: dict[str, QueueKind] = {}
         self._link: Link | None = None
@@ -340,7 +339,7 @@ class MqttClient(Client):
     @property
     def fastpath(self) -> bool:
         """Whether the per-message paths run on :mod:`msgflo.transport._paho`."""
-        return self._fastpath
+        return self._fastpath.on
 
     @property
     def _session(self) -> aiomqtt.Client | None:
@@ -387,15 +386,9 @@ class MqttClient(Client):
     async def _open(self, timeout: float) -> None:
         """Connect a fresh session and restore every subscription on it."""
         session = self._new_session(timeout, clean=self._clean_session)
-        if self._fastpath and not self._fastpath_checked:
-            self._fastpath_checked = True
-            reason = _paho.unavailable(session)
-            if reason is not None:
-                log.warning("MQTT fast path off (%s): using aiomqtt's public API", reason)
-                self._fastpath = False
         link: Link = (
             _paho.FastLink(session, self._deliver, timeout)
-            if self._fastpath
+            if self._fastpath.check(lambda: _paho.unavailable(session))
             else PublicLink(session, self._deliver)
         )
         try:
