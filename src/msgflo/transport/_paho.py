@@ -106,6 +106,7 @@ class FastLink:
         self._fast = True
         self._pending: list[tuple[str, bytes]] = []
         self._batch_info = paho.MQTTMessageInfo(0)
+        self._batch_sent = _Sent(self._batch_info)
         self._write_scheduled = False
         self._topic_headers: dict[str, bytes] = {}
         self._fd = -1
@@ -254,7 +255,7 @@ class FastLink:
             if not self._write_scheduled:
                 self._write_scheduled = True
                 asyncio.get_running_loop().call_soon(self.write_pending)
-            return _Sent(self._batch_info)
+            return self._batch_sent
         self.write_pending()  # keeps the order of everything sent
         info = client.publish(topic, body, qos)
         return _Sent(info) if info.rc == paho.MQTT_ERR_SUCCESS else None
@@ -267,6 +268,7 @@ class FastLink:
             return  # kept for take_unsent()
         self._pending = []
         batch, self._batch_info = self._batch_info, paho.MQTTMessageInfo(0)
+        self._batch_sent = _Sent(self._batch_info)
         headers, parts = self._topic_headers, list[bytes]()
         for topic, body in pending:
             header = headers.get(topic)

@@ -256,12 +256,17 @@ class _Session:
     """
 
     def __init__(
-        self, generation: int, connection: aio_pika.abc.AbstractConnection, amqp: aiormq.Connection
+        self,
+        generation: int,
+        connection: aio_pika.abc.AbstractConnection,
+        amqp: aiormq.Connection,
+        path: DataPath,
     ) -> None:
         self.generation = generation
         self.connection = connection
         self.amqp = amqp
-        self.path: DataPath | None = None
+        self.data = path
+        self._write = path.publish
         self.topo: AbstractChannel | None = None
         self.unsettled: OrderedDict[int, None] = OrderedDict()
         """Delivery tags not yet acked or nacked, in delivery order."""
@@ -286,14 +291,16 @@ class _Session:
             assert transport is not None
             assert isinstance(transport.connection, aiormq.Connection)
             amqp = transport.connection
-            session = cls(generation, connection, amqp)
+            opened: list[_Session] = []  # confirms cannot arrive before the session exists
 
             def confirm(tag: int, multiple: bool, ack: bool) -> None:
-                on_confirm(session, tag, multiple, ack)
+                on_confirm(opened[0], tag, multiple, ack)
 
             path_type = _aiormq.FastPath if fastpath(amqp) else PublicPath
-            session.path = await path_type.open(amqp, properties, confirm)
-            await session.path.channel.basic_qos(prefetch_count=prefetch)
+            path = await path_type.open(amqp, properties, confirm)
+            await path.channel.basic_qos(prefetch_count=prefetch)
+            session = cls(generation, connection, amqp, path)
+            opened.append(session)
         except BaseException:
             with contextlib.suppress(Exception):
                 await connection.close()
@@ -302,12 +309,7 @@ class _Session:
 
     @property
     def alive(self) -> bool:
-        return self.path is not None and not self.path.channel.is_closed
-
-    @property
-    def data(self) -> DataPath:
-        assert self.path is not None
-        return self.path
+        return not self.data.channel.is_closed
 
     async def topology(self) -> AbstractChannel:
         if self.topo is None or self.topo.is_closed:
@@ -315,7 +317,7 @@ class _Session:
         return self.topo
 
     def publish(self, pub: _Publish) -> None:
-        self.data.publish(pub.exchange, pub.routing_key, pub.body)
+        self._write(pub.exchange, pub.routing_key, pub.body)
         self.inflight[self.next_tag] = pub
         self.next_tag += 1
 
@@ -340,8 +342,7 @@ class _Session:
                 observer.cancel()
 
     async def close(self) -> None:
-        if self.path is not None:
-            self.path.close()
+        self.data.close()
         with contextlib.suppress(Exception):
             await self.connection.close()
 
