@@ -102,7 +102,6 @@ class FastLink:
         client.disable_logger()  # its per-packet debug calls cost more than decoding a message
         # paho builds two objects per publish for this callback; done() polls instead.
         client.on_publish = None
-        self._routes: Callable[[str], bool] = lambda _topic: False
         self._fast = True
         self._pending: list[tuple[str, bytes]] = []
         self._batch_info = paho.MQTTMessageInfo(0)
@@ -133,16 +132,14 @@ class FastLink:
 
     # reading ----------------------------------------------------------------------------------
 
-    def start(self, routes: Callable[[str], bool]) -> None:
+    def start(self) -> None:
         """Replace aiomqtt's socket reader by one that reads chunks and parses them here.
 
         paho reads a packet in three or more ``recv`` calls and aiomqtt reads one packet per
         event-loop iteration; one ``recv`` per chunk lets a consumer take a burst in one wake-up.
         paho's own ``recv`` is pointed at our buffer so that it reads the packets we leave to it.
-        ``routes(topic)`` tells whether a QoS 0 publish to ``topic`` is wanted at all.
         """
         client, session = self._paho, self.session
-        self._routes = routes
         self._fast = client.protocol != paho.MQTTv5  # v5 publishes carry properties
         sock = client.socket()
         if sock is None:
@@ -205,7 +202,7 @@ class FastLink:
 
     def _take_packets(self, buf: bytearray) -> None:
         """Deliver the QoS 0 publishes at the front of ``buf``; hand anything else to paho."""
-        client, routes, fast, deliver = self._paho, self._routes, self._fast, self._deliver
+        client, fast, deliver = self._paho, self._fast, self._deliver
         pos, end_of_data = 0, len(buf)
         while end_of_data - pos >= 2:
             first = buf[pos]
@@ -225,9 +222,7 @@ class FastLink:
                 break
             if whole and fast and first & 0xF6 == _PUBLISH_QOS0 and length >= 2:
                 body_at = i + 2 + ((buf[i] << 8) | buf[i + 1])
-                topic = buf[i + 2 : body_at].decode("utf-8", "replace")
-                if routes(topic):
-                    deliver(topic, bytes(buf[body_at:end]))
+                deliver(buf[i + 2 : body_at].decode("utf-8", "replace"), bytes(buf[body_at:end]))
                 pos = end
                 continue
             del buf[:pos]

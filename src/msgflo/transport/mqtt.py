@@ -90,7 +90,7 @@ class Link(Protocol):
     @property
     def connected(self) -> bool: ...
 
-    def start(self, routes: Callable[[str], bool]) -> None: ...
+    def start(self) -> None: ...
 
     def publish(self, topic: str, body: bytes, qos: int) -> Sent | None: ...
 
@@ -145,7 +145,7 @@ class PublicLink:
     def connected(self) -> bool:
         return self._reader is not None and not self._gone.done()
 
-    def start(self, routes: Callable[[str], bool]) -> None:
+    def start(self) -> None:
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
     async def _read(self) -> None:
@@ -399,7 +399,7 @@ class MqttClient(Client):
         except BaseException:
             link.abandon()
             raise
-        link.start(self._routes.__contains__)
+        link.start()
         self._link = link
         if self._paused:
             link.pause_reading()
@@ -490,9 +490,9 @@ class MqttClient(Client):
 
     def _publish(self, topic: str, body: bytes, qos: int) -> bool:
         link = self._link
-        if link is None or not link.connected:
+        if link is None:
             return False
-        sent = link.publish(topic, body, qos)
+        sent = link.publish(topic, body, qos)  # None when its connection is down
         if sent is None:
             return False
         self._last_sent = sent
