@@ -132,6 +132,8 @@ class PublicLink:
 
     def __init__(self, session: aiomqtt.Client, deliver: Callable[[str, bytes], None]) -> None:
         self.session = session
+        # aiomqtt warns once per call beyond this many in flight; a relay has hundreds.
+        session.pending_calls_threshold = OUTBOX_LIMIT
         self._deliver = deliver
         self._reader: asyncio.Task[None] | None = None
         self._gone: asyncio.Future[BaseException | None] = (
