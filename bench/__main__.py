@@ -41,9 +41,21 @@ SCENARIOS = (
     "discovery",
     "footprint",
     "recovery",
+    "flood",
     "graph_parse",
 )
-TRANSPORTS = ("memory", "mosquitto", "rabbitmq", "amqtt", "nats", "nats-jetstream")
+TRANSPORTS = (
+    "memory",
+    "mosquitto",
+    "rabbitmq",
+    "amqtt",
+    "nats",
+    "nats-jetstream",
+    "mosquitto-public",
+    "rabbitmq-public",
+)
+DEFAULT_TRANSPORTS = TRANSPORTS[:6]
+"""The ``-public`` targets run our relays with ``?fastpath=0`` (the libraries' public API)."""
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -55,8 +67,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--transport",
-        default=",".join(TRANSPORTS),
-        help=f"relay chains on these, from: {', '.join(TRANSPORTS)} (default: all)",
+        default=",".join(DEFAULT_TRANSPORTS),
+        help=f"relay chains on these, from: {', '.join(TRANSPORTS)} "
+        f"(default: {', '.join(DEFAULT_TRANSPORTS)})",
     )
     parser.add_argument(
         "--impl",
@@ -114,6 +127,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             "rabbitmq": RABBITMQ,
             "nats": NATS,
             "nats-jetstream": NATS_JETSTREAM,
+            "mosquitto-public": f"{MOSQUITTO}?fastpath=0",
+            "rabbitmq-public": f"{RABBITMQ}?fastpath=0",
             "amqtt": brokers[0].ready if brokers else "",
         }
         targets = [relay.Target(name, urls[name]) for name in args.transports]

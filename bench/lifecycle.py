@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from bench.common import (
     BIN,
@@ -30,7 +31,7 @@ from bench.relay import RELAYS, Target, make_load, relay_command, relay_env
 from msgflo.coordinator import Coordinator, CoordinatorOptions
 from msgflo.library import Library, LibraryConfig
 from msgflo.testing.proxy import FaultProxy
-from msgflo.transport import Address, get_broker
+from msgflo.transport import Address, QueueKind, get_broker, get_client
 
 HEARTBEAT_PERIOD = "1.1"
 """MSGFLO_DISCOVERY_PERIOD for participants that were running before the coordinator: they
@@ -173,22 +174,35 @@ async def recovery(quick: bool, impls: Sequence[str]) -> list[Result]:
             if impl not in impls and not (impl == "node" and "node-prefetch" in impls):
                 continue
             results.append(await _recover(Target(name, url), impl, quick))
+    if "ours-async" in impls:
+        # QoS 1 end to end (source and sink too), at a rate whose backlog during the outage
+        # (about three seconds of it) stays within Mosquitto's default max_queued_messages
+        # (1000 per offline client), past which the broker itself drops messages.
+        qos1 = Target("mosquitto qos1", f"{MOSQUITTO}?qos=1")
+        results.append(await _recover(qos1, "ours-async", quick, rate=QOS1_RATE))
     return results
 
 
-async def _recover(target: Target, impl: str, quick: bool) -> Result:
+QOS1_RATE = 250.0
+"""Messages a second in the QoS 1 recovery row (see :func:`recovery`)."""
+
+
+async def _recover(target: Target, impl: str, quick: bool, rate: float | None = None) -> Result:
     """Traffic at a steady rate; the relay's broker connection is cut and refused for
     ``down`` seconds; count what arrives, twice, or never."""
     variant = f"cut {target.name}"
     if impl == "node" and (why := ensure_node_peers()):
         return Result("recovery", variant, impl, note=why)
-    rate, seconds, cut_at, down = (300.0, 4.0, 1.0, 1.0) if quick else (500.0, 8.0, 2.0, 2.0)
+    steady, seconds, cut_at, down = (300.0, 4.0, 1.0, 1.0) if quick else (500.0, 8.0, 2.0, 2.0)
+    rate = rate or steady
     address = Address.parse(target.url)
     base = unique("recover")
     inq, outq = f"{base}.in", f"{base}.out"
     proxy = await FaultProxy(address.host, address.port or 1883).start()
     userinfo = f"{address.username}:{address.password}" if address.username else ""
-    relayed = Target(target.name, proxy.url(address.scheme, userinfo, address.path or ""))
+    query = urlsplit(target.url).query
+    suffix = (address.path or "") + (f"?{query}" if query else "")
+    relayed = Target(target.name, proxy.url(address.scheme, userinfo, suffix))
     env = relay_env(impl, relayed, inq, outq)
     if impl == "node" and target.amqp:
         env["BENCH_PREFETCH"] = "100"
@@ -223,6 +237,7 @@ async def _recover(target: Target, impl: str, quick: bool) -> Result:
             with contextlib.suppress(Exception):
                 await delete_amqp(target.url, [inq, outq], [inq, outq])
     metrics = {
+        "rate_per_s": rate,
         "sent": sent,
         "received": load.sink.received,
         "lost": load.sink.lost(sent),
@@ -235,3 +250,58 @@ async def _recover(target: Target, impl: str, quick: bool) -> Result:
     if not alive:
         note = "the relay process exited when the connection dropped"
     return Result("recovery", variant, impl, metrics, note)
+
+
+FLOOD_DELAY = 0.002
+"""Seconds the flooded participant takes per message: a pace of 500 messages a second."""
+
+
+async def flood(quick: bool) -> list[Result]:
+    """A participant (``ours_async.py`` taking :data:`FLOOD_DELAY` per message) whose input
+    is flooded by our own client, as fast as it can send, far beyond the participant's pace:
+    the peak RSS of the participant, on the fast path and on the libraries' public API."""
+    count, size = (20_000, 2048) if quick else (100_000, 2048)
+    return [
+        await _flood(Target("mosquitto", MOSQUITTO), count, size),
+        await _flood(Target("mosquitto-public", f"{MOSQUITTO}?fastpath=0"), count, size),
+    ]
+
+
+async def _flood(target: Target, count: int, size: int) -> Result:
+    variant = f"flood {target.name}"
+    base = unique("flood")
+    inq, outq = f"{base}.in", f"{base}.out"
+    env = relay_env("ours-async", target, inq, outq) | {"BENCH_DELAY": str(FLOOD_DELAY)}
+    argv = relay_command("ours-async", target, f"{base}-r", inq, outq)
+    body = b"x" * size
+    try:
+        async with processes([(argv, env)]) as procs, get_client(MOSQUITTO) as source:
+            pid = procs[0].pid
+            await asyncio.sleep(0.5)
+            idle = rss_mb(pid)
+            peak = idle
+            started = time.perf_counter()
+            for i in range(count):
+                await source.send_raw(QueueKind.IN, inq, body)
+                if i % 500 == 0:
+                    await asyncio.sleep(0)
+                    peak = max(peak, rss_mb(pid))
+            await source.flush()
+            sent_s = time.perf_counter() - started
+            for _ in range(20):  # what is still on its way to the participant
+                await asyncio.sleep(0.1)
+                peak = max(peak, rss_mb(pid))
+            alive = procs[0].process.returncode is None
+    except ProcessFailed as exc:
+        return Result("flood", variant, "ours-async", note=str(exc))
+    metrics = {
+        "sent": count,
+        "body_bytes": size,
+        "sent_mb": round(count * size / 1e6, 1),
+        "send_seconds": round(sent_s, 2),
+        "participant_pace_per_s": round(1 / FLOOD_DELAY),
+        "idle_rss_mb": round(idle, 1),
+        "peak_rss_mb": round(peak, 1),
+        "participant_alive": alive,
+    }
+    return Result("flood", variant, "ours-async", metrics, "source: our own client (MqttClient)")

@@ -216,9 +216,11 @@ class Load(ABC):
 class MqttLoad(Load):
     """paho-mqtt clients: the sink's network loop runs on paho's own thread."""
 
-    def __init__(self, host: str, port: int, source: str, sink: str, copies: int = 1) -> None:
+    def __init__(
+        self, host: str, port: int, source: str, sink: str, copies: int = 1, *, qos: int = 0
+    ) -> None:
         super().__init__(copies)
-        self.host, self.port = host, port
+        self.host, self.port, self.qos = host, port, qos
         self.source_topic, self.sink_topic = source, sink
         self._pub = paho.Client(CallbackAPIVersion.VERSION2)
         self._sub = paho.Client(CallbackAPIVersion.VERSION2)
@@ -227,7 +229,7 @@ class MqttLoad(Load):
         subscribed = threading.Event()
 
         def on_connect(c: paho.Client, _u: Any, _f: Any, _rc: Any, _p: Any) -> None:
-            c.subscribe(self.sink_topic, 0)
+            c.subscribe(self.sink_topic, self.qos)
 
         def on_subscribe(_c: paho.Client, _u: Any, _m: Any, _rc: Any, _p: Any) -> None:
             subscribed.set()
@@ -251,7 +253,7 @@ class MqttLoad(Load):
             client.loop_stop()
 
     async def publish(self, body: bytes) -> None:
-        self._pub.publish(self.source_topic, body, 0)
+        self._pub.publish(self.source_topic, body, self.qos)
 
 
 class NatsLoad(Load):

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aio_pika
 
@@ -278,12 +279,17 @@ async def delete_streams(url: str, names: Sequence[str]) -> None:
 
 
 def make_load(url: str, source: str, sink: str, copies: int = 1) -> Load:
+    """The neutral source and sink; ``?fastpath=`` is for the relays only, ``?qos=`` for both."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "fastpath"]
+    url = urlunsplit(parts._replace(query=urlencode(query)))
     if url.startswith("amqp"):
         return AmqpLoad(url, source, sink, copies)
     if url.startswith("nats"):
         return NatsLoad(url, source, sink, copies)
     address = Address.parse(url)
-    return MqttLoad(address.host, address.port or 1883, source, sink, copies)
+    qos = address.int_option("qos", 0)
+    return MqttLoad(address.host, address.port or 1883, source, sink, copies, qos=qos)
 
 
 async def fan(target: Target, impl: str, pattern: str, workers: int, limits: Limits) -> Result:

@@ -327,6 +327,9 @@ def render(data: dict[str, Any]) -> str:
         simple_section(data, "footprint", "Footprint (resident memory, MB)"),
         simple_section(data, "amqp_drain", "RabbitMQ relay draining a filled queue (msg/s)"),
         simple_section(data, "recovery", "Recovery from a cut broker connection"),
+        simple_section(
+            data, "flood", "A participant flooded beyond its pace (MQTT; source: our own client)"
+        ),
         simple_section(data, "graph_parse", "Parsing a large .fbp graph (seconds)"),
     ]
     return "\n\n".join(p for p in parts if p) + "\n"

@@ -55,6 +55,8 @@ async def run(
         return await lifecycle.footprint(args.quick, args.impls)
     if name == "recovery":
         return await lifecycle.recovery(args.quick, args.impls)
+    if name == "flood":
+        return await lifecycle.flood(args.quick)
     if name == "graph_parse":
         return [parse_time(args.quick)]
     if name == "amqp_drain":

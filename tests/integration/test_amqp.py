@@ -10,10 +10,18 @@ from typing import Any
 
 import pytest
 
-from msgflo.transport import Binding, BindingType, QueueKind, TransportError, get_broker, get_client
+from msgflo.transport import (
+    Binding,
+    BindingType,
+    QueueKind,
+    TransportError,
+    _aiormq,
+    get_broker,
+    get_client,
+)
 from msgflo.transport.amqp import DISCOVERY_TTL, AmqpBroker, AmqpClient
 from msgflo.transport.base import Message
-from tests.integration.amqp_helpers import Inbox, PausingProxy, Rabbit, poll, url
+from tests.integration.amqp_helpers import Inbox, PausingProxy, Rabbit, poll, rabbitmqctl, url
 
 pytestmark = pytest.mark.broker
 
@@ -439,3 +447,52 @@ async def test_disconnect_is_idempotent_and_leaves_no_task_behind(
     await poll(only_ours_left, timeout=2)
     with pytest.raises(TransportError, match="not connected"):
         await client.send_to(QueueKind.OUT, queue, 2)
+
+
+@pytest.mark.parametrize("query", ["", "fastpath=0"], ids=["fastpath", "public"])
+async def test_a_consumer_refused_for_an_exclusive_queue_fails_with_the_brokers_reason(
+    connect: Callable[..., Any], rabbit: Rabbit, name: Callable[[str], str], query: str
+) -> None:
+    owner = await (await rabbit.channel()).queue_declare(name("MINE"), exclusive=True)
+    client = await connect(query=query)
+    with pytest.raises(TransportError) as caught:
+        await client.subscribe_to_queue(owner.queue, Inbox(client))
+    text = str(caught.value)
+    assert f"consuming queue {owner.queue!r} refused" in text
+    assert "RESOURCE_LOCKED" in text and "\n" not in text
+    # The refusal costs nothing else: the client still consumes its own queues.
+    inbox = await consumed(client, name("IN"))
+    await client.send_to(QueueKind.IN, name("IN"), "still consuming")
+    assert [m.data for m in await inbox.take(1)] == ["still consuming"]
+
+
+async def test_a_consumer_refused_access_fails_with_the_brokers_reason_and_recovers(
+    connect: Callable[..., Any], vhost: str, name: Callable[[str], str]
+) -> None:
+    secret = name("SECRET")
+    client = await connect()
+    await client.create_queue(QueueKind.IN, secret)
+    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", "^(?!.*SECRET).*")
+    with pytest.raises(TransportError) as caught:
+        await client.subscribe_to_queue(secret, Inbox(client))
+    text = str(caught.value)
+    assert f"consuming queue {secret!r} refused" in text and "ACCESS_REFUSED" in text
+    inbox = await consumed(client, name("IN"))
+    await client.send_to(QueueKind.IN, name("IN"), "after the refusal")
+    assert [m.data for m in await inbox.take(1)] == ["after the refusal"]
+
+
+async def test_untested_library_versions_turn_the_fast_path_off_and_messages_still_flow(
+    connect: Callable[..., Any],
+    name: Callable[[str], str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setitem(_aiormq.TESTED, "aiormq", ((1, 0), (1, 1)))
+    client = await connect()
+    assert not client.fastpath
+    inbox = await consumed(client, name("IN"))
+    await client.send_to(QueueKind.IN, name("IN"), "public API")
+    await client.flush()
+    assert [m.data for m in await inbox.take(1)] == ["public API"]
+    assert "AMQP fast path off (aiormq 7." in caplog.text

@@ -15,10 +15,12 @@ from msgflo.transport import (
     Message,
     QueueKind,
     TransportError,
+    _paho,
     get_broker,
     get_client,
 )
-from msgflo.transport.mqtt import MqttBroker, MqttClient
+from msgflo.transport._paho import READ_SIZE
+from msgflo.transport.mqtt import HIGH_WATER, MqttBroker, MqttClient
 from tests.brokers import MOSQUITTO, require_broker
 from tests.integration.mqtt_helpers import QUIET, WAIT, Inbox, topics
 
@@ -381,3 +383,66 @@ async def test_disconnect_leaves_no_task_behind(url: str) -> None:
     await asyncio.sleep(0)
     ours = [t for t in asyncio.all_tasks() - before if "site-packages/amqtt" not in repr(t)]
     assert ours == []
+
+
+async def test_a_flooded_consumer_stops_reading_at_the_high_water_mark_and_resumes() -> None:
+    """Deliveries a slow handler has not taken stay near HIGH_WATER bytes, however much the
+    broker has for it (the rest waits in TCP and on the broker); reading resumes as it drains."""
+    require_broker(1883, "Mosquitto")
+    (q,) = topics("slow.IN")
+    gate = asyncio.Event()
+    taken = Inbox()
+
+    async def slow(message: Message) -> None:
+        await gate.wait()
+        await taken.handler(message)
+
+    body = b"x" * 4096
+    flood = 4 * HIGH_WATER // len(body)
+    consumer = get_client(MOSQUITTO)
+    assert isinstance(consumer, MqttClient)
+    async with consumer, get_client(MOSQUITTO) as producer:
+        assert consumer.fastpath
+        await consumer.subscribe_to_queue(q, slow)
+        peak = 0
+        for i in range(flood):
+            await producer.send_raw(QueueKind.OUT, q, body)
+            if i % 100 == 0:
+                await asyncio.sleep(0)
+                peak = max(peak, consumer.buffered)
+        await producer.flush()
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            peak = max(peak, consumer.buffered)
+            await asyncio.sleep(0.01)
+        assert HIGH_WATER <= peak <= HIGH_WATER + READ_SIZE
+        gate.set()
+        # Reading resumes: the consumer takes what the broker kept for it (Mosquitto drops
+        # QoS 0 messages past its max_queued_messages), then what is sent afterwards.
+        count = -1
+        while count != len(taken.messages):
+            count = len(taken.messages)
+            await asyncio.sleep(QUIET)
+        assert count > (HIGH_WATER + READ_SIZE) // len(body)
+        assert consumer.buffered == 0
+        await producer.send_raw(QueueKind.OUT, q, b'"last"')
+        await taken.wait_for(count + 1)
+        assert taken.messages[-1].data == "last"
+
+
+async def test_untested_library_versions_turn_the_fast_path_off_and_messages_still_flow(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    require_broker(1883, "Mosquitto")
+    monkeypatch.setitem(_paho.TESTED, "paho-mqtt", ((1, 0), (1, 1)))
+    (q,) = topics("checked.IN")
+    received = Inbox()
+    client = get_client(MOSQUITTO)
+    assert isinstance(client, MqttClient)
+    async with client:
+        assert not client.fastpath
+        await client.subscribe_to_queue(q, received.handler)
+        await client.send_to(QueueKind.OUT, q, "public API")
+        await received.wait_for(1)
+    assert received.messages[0].data == "public API"
+    assert "MQTT fast path off (paho-mqtt 2." in caplog.text

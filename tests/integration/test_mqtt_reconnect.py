@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import uuid
 from collections.abc import AsyncIterator
 
+import aiomqtt
 import pytest
 
 from msgflo.testing.proxy import FaultProxy
@@ -121,3 +124,78 @@ async def test_shared_subscription_restored_after_a_cut(proxy: FaultProxy) -> No
         await reconnects.wait()
         await direct.send_to(QueueKind.OUT, q, "shared")
         await received.wait_for(1)
+
+
+@pytest.mark.parametrize("fastpath", ["1", "0"])
+async def test_qos1_messages_sent_while_a_consumer_is_cut_off_all_arrive(
+    proxy: FaultProxy, fastpath: str
+) -> None:
+    """The consumer keeps its client id and a persistent session, so the broker keeps what
+    arrives for it during the cut and delivers it after the reconnection: 0 lost."""
+    (q,) = topics("worker.IN")
+    received = Inbox()
+    reconnects = Reconnects()
+    consumer = get_client(
+        proxy.url("mqtt", suffix=f"?qos=1&fastpath={fastpath}"), connect_timeout=5
+    )
+    async with consumer, get_client(f"{MOSQUITTO}?qos=1") as producer:
+        consumer.on_reconnect(reconnects.listener)
+        await consumer.subscribe_to_queue(q, received.handler)
+        for i in range(100):
+            await producer.send_to(QueueKind.OUT, q, i)
+            if i == 40:
+                proxy.block()  # some of 0..40 are still in flight as the connection dies
+        await producer.flush()
+        await asyncio.wait_for(consumer.wait_disconnected(), WAIT)
+        proxy.unblock()
+        await reconnects.wait()
+        await received.wait_for(100)
+        assert set(m.data for m in received.messages) == set(range(100))
+
+
+async def test_qos1_publishes_unacknowledged_at_a_cut_are_sent_again(proxy: FaultProxy) -> None:
+    (q,) = topics("sink.IN")
+    observed = Inbox()
+    reconnects = Reconnects()
+    producer = get_client(proxy.url("mqtt", suffix="?qos=1"), connect_timeout=5)
+    async with producer, get_client(f"{MOSQUITTO}?qos=1") as sink:
+        await sink.subscribe_to_queue(q, observed.handler)
+        producer.on_reconnect(reconnects.listener)
+        for i in range(200):
+            await producer.send_to(QueueKind.OUT, q, i)
+            if i == 100:
+                proxy.cut()  # publishes written but not acknowledged die with the connection
+        await reconnects.wait()
+        await producer.flush()
+        await observed.wait_for(200)
+        assert set(m.data for m in observed.messages) == set(range(200))
+
+
+@pytest.mark.parametrize("given_id", [False, True], ids=["generated-id", "clientId"])
+async def test_disconnect_ends_the_session_of_a_generated_client_id_only(given_id: bool) -> None:
+    """A generated id never comes back: its session would queue messages for nobody.  A
+    ``clientId`` the user chose keeps its session, as they asked."""
+    require_broker(1883, "Mosquitto")
+    (q,) = topics("gone.IN")
+    query = "?qos=1&shared=0" + (
+        f"&clientId=msgflo-test-{uuid.uuid4().hex[:10]}" if given_id else ""
+    )
+    client = get_client(f"{MOSQUITTO}{query}")
+    assert isinstance(client, MqttClient)
+    async with client:
+        await client.subscribe_to_queue(q, Inbox().handler)
+    async with get_client(f"{MOSQUITTO}?qos=1") as producer:
+        await producer.send_to(QueueKind.OUT, q, "while away")
+        await producer.flush()
+    # Come back under the same id, asking for the old session, and see what it kept.
+    async with aiomqtt.Client(
+        "127.0.0.1", 1883, identifier=client.client_id, clean_session=False
+    ) as again:
+        kept = []
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.0):
+                async for message in again.messages:
+                    kept.append(message.payload)
+                    break
+        await again.unsubscribe(q)
+    assert kept == ([b'"while away"'] if given_id else [])

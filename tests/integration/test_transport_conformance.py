@@ -1,6 +1,7 @@
 """One suite, three brokers: what every transport must do the same way.
 
-Runs against the memory transport, Mosquitto and RabbitMQ.  Where a transport cannot do
+Runs against the memory transport, Mosquitto and RabbitMQ; the two broker transports run twice,
+on their fast path and on their libraries' public API only (``?fastpath=0``).  Where a transport cannot do
 something by its nature (dead-lettering on MQTT), the test says so by its parameters, not by a
 skip.
 """
@@ -25,12 +26,16 @@ from msgflo.transport import (
     get_broker,
     get_client,
 )
+from msgflo.transport.amqp import AmqpClient
+from msgflo.transport.mqtt import MqttClient
 from tests.brokers import MOSQUITTO, NATS, NATS_JETSTREAM, RABBITMQ, require_broker
 
 TRANSPORTS = [
     pytest.param("memory", id="memory"),
     pytest.param("mqtt", id="mosquitto", marks=pytest.mark.broker),
+    pytest.param("mqtt?fastpath=0", id="mosquitto-public", marks=pytest.mark.broker),
     pytest.param("amqp", id="rabbitmq", marks=pytest.mark.broker),
+    pytest.param("amqp?fastpath=0", id="rabbitmq-public", marks=pytest.mark.broker),
     pytest.param("nats", id="nats", marks=pytest.mark.broker),
     pytest.param("nats-js", id="nats-jetstream", marks=pytest.mark.broker),
 ]
@@ -53,9 +58,10 @@ def url_for(kind: str) -> str:
 class Env:
     """Clients of one broker for one test; removes what the test declared."""
 
-    def __init__(self, kind: str, prefix: str) -> None:
-        self.kind = kind
-        self.url = url_for(kind)
+    def __init__(self, param: str, prefix: str) -> None:
+        self.kind, _, query = param.partition("?")
+        self.fastpath = query != "fastpath=0"
+        self.url = url_for(self.kind) + (f"?{query}" if query else "")
         self.prefix = prefix
         self.clients: list[Client] = []
         self.declared: list[tuple[QueueKind, str]] = []
@@ -67,12 +73,20 @@ class Env:
         client = get_client(self.url, connect_timeout=10)
         await client.connect()
         self.clients.append(client)
+        self.check_path(client)
         return client
+
+    def check_path(self, client: Client) -> None:
+        """The client runs the path this test asked for (a failed check would hide here)."""
+        if self.kind != "memory":
+            assert isinstance(client, MqttClient | AmqpClient)
+            assert client.fastpath is self.fastpath
 
     async def broker(self) -> Broker:
         broker = get_broker(self.url, connect_timeout=10)
         await broker.connect()
         self.clients.append(broker)
+        self.check_path(broker)
         return broker
 
     async def inqueue(self, client: Client, name: str) -> asyncio.Queue[Message]:
@@ -215,7 +229,9 @@ async def test_competing_consumers_share_a_queue(env: Env) -> None:
     assert {worker for worker, _ in seen} == {0, 1}, "both consumers get work"
 
 
-@pytest.mark.parametrize("env", [p for p in TRANSPORTS if p.id != "mosquitto"], indirect=True)
+@pytest.mark.parametrize(
+    "env", [p for p in TRANSPORTS if not str(p.id).startswith("mosquitto")], indirect=True
+)
 async def test_nacked_message_is_dead_lettered_not_redelivered(env: Env) -> None:
     broker = await env.broker()
     worker = await env.client()

@@ -132,3 +132,23 @@ async def test_trace_records_network_events_as_flowtrace(rig: Rig, peer: Peer) -
     dump = await peer.request("trace", "dump", {"graph": "net", "type": "flowtrace.json"})
     assert json.loads(dump["payload"]["flowtrace"])["events"] == []
     assert "unknown type" in await peer.error("trace", "dump", {"graph": "net", "type": "x"})
+
+
+async def test_trace_keeps_only_the_newest_buffersize_events(rig: Rig, peer: Peer) -> None:
+    await build(peer, "net")
+    await peer.request("trace", "start", {"graph": "net", "buffersize": 3})
+    await peer.request("network", "start", {"graph": "net"}, reply="started")
+    await rig.participant("core/Repeat", "a")
+    await rig.participant("core/Repeat", "b")
+    for text in ("one", "two", "three", "four"):
+        await peer.request(
+            "runtime",
+            "packet",
+            {"port": "in", "event": "data", "payload": text, "graph": "net"},
+            reply="packetsent",
+        )
+        await peer.until("runtime", "packet")
+    dump = await peer.request("trace", "dump", {"graph": "net", "type": "flowtrace.json"})
+    events = json.loads(dump["payload"]["flowtrace"])["events"]
+    assert len(events) == 3
+    assert events[-1]["command"] == "data" and "four" in json.dumps(events[-1]["payload"])

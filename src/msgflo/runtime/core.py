@@ -17,6 +17,7 @@ import logging
 import os
 import tempfile
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,14 +69,24 @@ class RuntimeOptions:
     namespace: str | None = None
 
 
+TRACE_BUFFERSIZE = 10_000
+"""Events a trace keeps when ``trace:start`` names no ``buffersize``."""
+
+
 @dataclass
 class Trace:
-    """Flowtrace recording of one graph's network events."""
+    """Flowtrace recording of one graph's network events: the newest ``buffersize`` of them,
+    so a trace left running on a busy network holds a bounded amount of memory."""
 
     enabled: bool = False
     buffersize: int | None = None
     started: str = ""
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=TRACE_BUFFERSIZE))
+
+    def start(self, buffersize: int | None) -> None:
+        self.enabled, self.buffersize = True, buffersize
+        size = buffersize if buffersize and buffersize > 0 else TRACE_BUFFERSIZE
+        self.events = deque(self.events, maxlen=size)
 
 
 def now_iso() -> str:

@@ -34,23 +34,16 @@ were not confirmed when the connection dropped are published again after reconne
 broker redelivers every delivery that was not acked.
 
 aio-pika opens the connection; the exact declarations go through aiormq channels underneath.
-The hot path does not use aiormq's per-message calls, which cost one socket write, one future
-and a pass through a 10-item write queue per publish and one task per delivery (a relay topped
-out near 3,500 msg/s at ~200 us of CPU per message).  Instead, on the same connection:
+The per-message paths (publish, confirm, ack, delivery) run on :mod:`msgflo.transport._aiormq`
+when its check passes, and on :class:`PublicPath` (aiormq's public channel API, a task per
+message, and a random ``message-id`` property on every publish) when it does not or with
+``?fastpath=0``.  Either way publishes are tracked by delivery tag in one ordered dict per
+session, confirms pop them, and held acks are released right there, coalesced into one
+``multiple=True`` ack for the oldest unsettled deliveries.
 
-- publishes, acks and nacks are marshalled into a per-session buffer (the ``basic.publish``
-  method frame cached per route, the content header from a template with the body size spliced
-  in, so the bytes are exactly pamqp's) and handed to aiormq's connection writer once per
-  event-loop turn: one socket write for everything a turn produced;
-- publishes are tracked by delivery tag in one ordered dict per session, confirms (``multiple``
-  or not) pop them, and held acks are released right there, coalesced into one ``multiple=True``
-  ack for the oldest unsettled deliveries;
-- the data channel's frame queue assembles deliveries as the connection reads them and appends
-  each to its subscription's worker queue, which calls the handlers in order.
-
-The only wire difference from aiormq's ``basic_publish`` is that no random ``message-id`` is
-set (aiormq adds one to match returned messages; this path never publishes ``mandatory``, and neither
-msgflo-nodejs nor amqplib sets one).
+A consumer the broker refuses (the queue is missing, access is refused, another connection holds
+it exclusively) is an error: :meth:`AmqpClient.subscribe_to_queue` raises :class:`TransportError`
+naming the queue and the broker's reason, and after a reconnection the refusal is logged.
 """
 
 from __future__ import annotations
@@ -58,27 +51,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import ssl
-import struct
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aio_pika
 import aiormq
 import aiormq.abc
 import aiormq.exceptions
-import pamqp.frame
-from aiormq.abc import AbstractChannel, ChannelFrame, DeliveredMessage
+from aiormq.abc import AbstractChannel, DeliveredMessage
 from aiormq.tools import awaitable
 from pamqp import commands as spec
-from pamqp.body import ContentBody
-from pamqp.header import ContentHeader
 
+from msgflo.transport import _aiormq
+from msgflo.transport._adapter import FastPath
 from msgflo.transport.base import (
     DISCOVERY_QUEUE,
     Address,
@@ -93,7 +83,8 @@ from msgflo.transport.base import (
     TransportError,
     decode,
 )
-from msgflo.transport.tls import TLS_OPTIONS, client_context, verification_failure
+from msgflo.transport.reconnect import cause, connect_error, supervise
+from msgflo.transport.tls import TLS_OPTIONS, client_context
 
 log = logging.getLogger(__name__)
 
@@ -101,26 +92,22 @@ DEFAULT_PREFETCH = 200
 MAX_UNCONFIRMED = 1024
 """Publishes in flight (or buffered while disconnected) before a send waits."""
 MAX_UNCONFIRMED_BYTES = 64 * 1024 * 1024
-BACKOFF_START = 0.2
-BACKOFF_CAP = 5.0
 DISCONNECT_GRACE = 5.0
 """How long disconnect() waits for outstanding confirms before giving up on them."""
+
 DISCOVERY_TTL = 60.0
 """Seconds an announcement of ours may wait in a queue (the default discovery period): a
 participant announces again well within it, so an older one is stale."""
-MAX_CACHED_ROUTES = 1024
-"""Marshalled ``basic.publish`` frames kept per session, one per (exchange, routing key)."""
 
-FRAME_BODY = 3
-FRAME_END = b"\xce"
-FRAME_OVERHEAD = 8
-"""Type, channel, size and end octet around a frame's payload."""
-HEADER_SIZE_AT = 11
-"""Offset of the 8-octet body size in a marshalled content header frame."""
-_BODY_FRAME = struct.Struct(">BHI")
-
-_OWN_OPTIONS = frozenset({"prefetch", "persistent", "fbp_queue"}) | TLS_OPTIONS
+_OWN_OPTIONS = frozenset({"prefetch", "persistent", "fastpath", "fbp_queue"}) | TLS_OPTIONS
 _TRUE = frozenset({"1", "true", "yes", "on"})
+_REFUSED = (
+    aiormq.exceptions.ChannelAccessRefused,
+    aiormq.exceptions.ChannelLockedResource,
+    aiormq.exceptions.ChannelNotFoundEntity,
+    aiormq.exceptions.ChannelPreconditionFailed,
+)
+"""What the broker answers to a consumer it will not have: 403, 405, 404, 406."""
 
 _Op = Callable[[AbstractChannel], Awaitable[object]]
 _Key = tuple[str, ...]
@@ -163,96 +150,118 @@ class _Consumer:
 
 
 _Confirm = Callable[[int, bool, bool], None]
-"""``(delivery_tag, multiple, ack)`` of a publisher confirm, called as its frame is read."""
+"""``(delivery_tag, multiple, ack)`` of a publisher confirm."""
 
 
-class _InlineFrames(asyncio.Queue[tuple[int, Any]]):
-    """The data channel's frame queue, handling deliveries and confirms as they are read.
+class DataPath(Protocol):
+    """How one session's publishes, acks and deliveries reach the data channel.
 
-    aiormq's connection reader puts every frame of a channel here and the channel's own reader
-    task takes them out again, one task switch per frame, and then starts a task per delivery.
-    Here a delivery (method, header and body frames) is assembled as the frames arrive and handed
-    to its consumer's callback, and a publisher confirm goes straight to the session; every other
-    frame (RPC replies, returns, close) is queued for aiormq's reader as before, in order.
+    :class:`msgflo.transport._aiormq.FastPath` and :class:`PublicPath` implement it.
     """
 
-    def __init__(self, channel: _DataChannel) -> None:
-        super().__init__()
-        self.channel = channel
-        self.delivery: spec.Basic.Deliver | None = None
-        self.header: ContentHeader | None = None
-        self.parts: list[bytes] = []
-        self.received = 0
+    channel: AbstractChannel
 
-    async def put(self, item: tuple[int, Any]) -> None:
-        frame = item[1]
-        if self.delivery is not None:
-            self._content(frame)
-        elif isinstance(frame, spec.Basic.Deliver):
-            self.delivery = frame
-        elif isinstance(frame, spec.Basic.Ack | spec.Basic.Nack):
-            ack = isinstance(frame, spec.Basic.Ack)
-            self.channel.on_confirm(frame.delivery_tag or 0, bool(frame.multiple), ack)
-        else:
-            self.put_nowait(item)
+    async def consume(
+        self, queue: str, callback: Callable[[DeliveredMessage], None], *, no_ack: bool
+    ) -> str: ...
 
-    def _content(self, frame: Any) -> None:
-        if self.header is None:
-            if not isinstance(frame, ContentHeader):
-                raise ValueError(f"unexpected frame {frame!r} instead of a content header")
-            self.header = frame
-        elif isinstance(frame, ContentBody):
-            self.parts.append(frame.value)
-            self.received += len(frame.value)
-        else:
-            raise ValueError(f"unexpected frame {frame!r} inside a message body")
-        if self.received < (self.header.body_size or 0):
-            return
-        delivery, header, body = self.delivery, self.header, b"".join(self.parts)
-        assert delivery is not None
-        self.delivery, self.header, self.parts, self.received = None, None, [], 0
-        callback = self.channel.deliveries.get(delivery.consumer_tag or "")
-        if callback is not None:
-            callback(DeliveredMessage(delivery, header, body, self.channel))
+    def publish(self, exchange: str, routing_key: str, body: bytes) -> None: ...
+
+    def method(self, frame: spec.Basic.Ack | spec.Basic.Nack) -> None: ...
+
+    def flush(self) -> None: ...
+
+    async def drain(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
-class _DataChannel(aiormq.Channel):
-    """aiormq's channel with the per-message paths replaced (see :class:`_InlineFrames`).
+class PublicPath:
+    """A data channel on aiormq's public API only: one call (and one task) per publish, ack and
+    delivery; used when the fast path's check fails or with ``?fastpath=0``.
 
-    aiormq keeps a future per publish and starts a task per delivery; here deliveries reach
-    their consumer's callback directly and confirms reach the session, which tracks publishes by
-    delivery tag in one ordered dict.  Opening, closing, QoS and consume/cancel stay aiormq's.
+    Publishes and acks are written in the order they are made (each task takes the channel's
+    lock in turn); aiormq adds a random ``message-id`` property to every publish.
     """
 
     def __init__(
-        self, connection: aiormq.abc.AbstractConnection, number: int, on_confirm: _Confirm
+        self, channel: aiormq.Channel, properties: spec.Basic.Properties, on_confirm: _Confirm
     ) -> None:
-        super().__init__(connection, number, publisher_confirms=True)
-        self.frames = _InlineFrames(self)
-        self.on_confirm = on_confirm
-        self.deliveries: dict[str, Callable[[DeliveredMessage], None]] = {}
+        self.channel: AbstractChannel = channel
+        self._channel = channel
+        self._properties = properties
+        self._on_confirm = on_confirm
+        self._tag = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    async def open(
+        cls, amqp: aiormq.Connection, properties: spec.Basic.Properties, on_confirm: _Confirm
+    ) -> PublicPath:
+        channel = await amqp.channel(publisher_confirms=True)
+        assert isinstance(channel, aiormq.Channel)
+        return cls(channel, properties, on_confirm)
 
     async def consume(
         self, queue: str, callback: Callable[[DeliveredMessage], None], *, no_ack: bool
     ) -> str:
-        """``basic.consume`` whose deliveries reach ``callback`` as they are read."""
-        tag = f"ctag{self.number}.{uuid.uuid4().hex}"
-        self.deliveries[tag] = callback  # before the broker can deliver anything
-        await self.basic_consume(queue, awaitable(callback), no_ack=no_ack, consumer_tag=tag)
-        return tag
+        ok = await self.channel.basic_consume(queue, awaitable(callback), no_ack=no_ack)
+        return ok.consumer_tag or ""
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def publish(self, exchange: str, routing_key: str, body: bytes) -> None:
+        self._tag += 1
+        self._spawn(self._publish(self._tag, exchange, routing_key, body))
+
+    async def _publish(self, tag: int, exchange: str, routing_key: str, body: bytes) -> None:
+        try:
+            await self._channel.basic_publish(
+                body,
+                exchange=exchange,
+                routing_key=routing_key,
+                properties=self._properties,
+                wait=False,
+            )
+        except aiormq.exceptions.DeliveryError:
+            self._on_confirm(tag, False, False)
+        except aiormq.exceptions.AMQPError:
+            return  # the channel is gone: the next session publishes it again
+        else:
+            self._on_confirm(tag, False, True)
+
+    def method(self, frame: spec.Basic.Ack | spec.Basic.Nack) -> None:
+        self._spawn(self._method(frame))
+
+    async def _method(self, frame: spec.Basic.Ack | spec.Basic.Nack) -> None:
+        tag = frame.delivery_tag or 0
+        with contextlib.suppress(aiormq.exceptions.AMQPError):
+            if isinstance(frame, spec.Basic.Ack):
+                await self.channel.basic_ack(tag, multiple=bool(frame.multiple))
+            else:
+                await self.channel.basic_nack(tag, requeue=bool(frame.requeue))
+
+    def flush(self) -> None:
+        """Every publish and ack is written by its own task."""
+
+    async def drain(self) -> None:
+        if self._tasks:
+            await asyncio.wait(list(self._tasks))
+
+    def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
 
 
 class _Session:
     """One live connection with its data channel (confirms, consumers) and a topology channel.
 
     Declarations run on their own channel so that a refused one (406, 404) closes only that
-    channel and never the one carrying deliveries and their unacked tags.
-
-    Publishes, acks and nacks are not written one by one: their frames are marshalled into
-    ``out`` and :meth:`flush` hands everything gathered in one event-loop turn to aiormq's
-    connection writer as one chunk, i.e. one socket write.  The frames are exactly those aiormq
-    would write for ``basic_publish`` (without the random ``message-id`` it adds to find returned
-    messages; this path never publishes ``mandatory``) and ``basic_ack``/``basic_nack``.
+    channel and never the one carrying deliveries and their unacked tags.  Publishes are tracked
+    by delivery tag in one ordered dict, confirms (``multiple`` or not) pop them.
     """
 
     def __init__(
@@ -260,24 +269,19 @@ class _Session:
         generation: int,
         connection: aio_pika.abc.AbstractConnection,
         amqp: aiormq.Connection,
-        properties: spec.Basic.Properties,
+        path: DataPath,
     ) -> None:
         self.generation = generation
         self.connection = connection
         self.amqp = amqp
-        self.data: _DataChannel | None = None
+        self.data = path
+        self._write = path.publish
         self.topo: AbstractChannel | None = None
         self.unsettled: OrderedDict[int, None] = OrderedDict()
         """Delivery tags not yet acked or nacked, in delivery order."""
         self.inflight: OrderedDict[int, _Publish] = OrderedDict()
         """Publishes written on this channel and not yet confirmed, by delivery tag."""
         self.next_tag = 1
-        self.out: list[bytes] = []
-        self._blocked: asyncio.Task[None] | None = None
-        self._methods: dict[tuple[str, str], bytes] = {}
-        self._max_chunk = amqp.connection_tune.frame_max - FRAME_OVERHEAD
-        self._header: tuple[bytes, bytes] = (b"", b"")
-        self._properties = properties
 
     @classmethod
     async def open(
@@ -288,6 +292,7 @@ class _Session:
         prefetch: int,
         properties: spec.Basic.Properties,
         on_confirm: Callable[[_Session, int, bool, bool], None],
+        fastpath: Callable[[aiormq.Connection], bool],
         tls: ssl.SSLContext | None,
     ) -> _Session:
         connection = await aio_pika.connect(url, timeout=timeout, ssl_context=tls)
@@ -295,32 +300,26 @@ class _Session:
             transport = connection.transport
             assert transport is not None
             assert isinstance(transport.connection, aiormq.Connection)
-            session = cls(generation, connection, transport.connection, properties)
-            session.data = await session._open_data_channel(
-                lambda tag, multiple, ack: on_confirm(session, tag, multiple, ack)
-            )
-            await session.data.basic_qos(prefetch_count=prefetch)
+            amqp = transport.connection
+            opened: list[_Session] = []  # confirms cannot arrive before the session exists
+
+            def confirm(tag: int, multiple: bool, ack: bool) -> None:
+                on_confirm(opened[0], tag, multiple, ack)
+
+            path_type = _aiormq.FastPath if fastpath(amqp) else PublicPath
+            path = await path_type.open(amqp, properties, confirm)
+            await path.channel.basic_qos(prefetch_count=prefetch)
+            session = cls(generation, connection, amqp, path)
+            opened.append(session)
         except BaseException:
             with contextlib.suppress(Exception):
                 await connection.close()
             raise
         return session
 
-    async def _open_data_channel(self, on_confirm: _Confirm) -> _DataChannel:
-        """Numbered and registered the way aiormq's ``Connection.channel`` does it."""
-        amqp = self.amqp
-        async with amqp.last_channel_lock:
-            number = max(amqp.channels, default=0) + 1
-            channel = _DataChannel(amqp, number, on_confirm)
-            amqp.channels[number] = channel
-        await channel.open()
-        template = pamqp.frame.marshal(ContentHeader(0, 0, self._properties), number)
-        self._header = (template[:HEADER_SIZE_AT], template[HEADER_SIZE_AT + 8 :])
-        return channel
-
     @property
     def alive(self) -> bool:
-        return self.data is not None and not self.data.is_closed
+        return not self.data.channel.is_closed
 
     async def topology(self) -> AbstractChannel:
         if self.topo is None or self.topo.is_closed:
@@ -328,64 +327,24 @@ class _Session:
         return self.topo
 
     def publish(self, pub: _Publish) -> None:
-        assert self.data is not None
-        number = self.data.number
-        key = (pub.exchange, pub.routing_key)
-        method = self._methods.get(key)
-        if method is None:
-            if len(self._methods) >= MAX_CACHED_ROUTES:
-                self._methods.clear()
-            method = pamqp.frame.marshal(
-                spec.Basic.Publish(exchange=pub.exchange, routing_key=pub.routing_key), number
-            )
-            self._methods[key] = method
-        body = pub.body
-        head, tail = self._header
-        out = self.out
-        out.append(method)
-        out.append(head + len(body).to_bytes(8, "big") + tail)
-        size = self._max_chunk
-        for start in range(0, len(body), size):
-            chunk = body[start : start + size]
-            out.append(_BODY_FRAME.pack(FRAME_BODY, number, len(chunk)) + chunk + FRAME_END)
+        self._write(pub.exchange, pub.routing_key, pub.body)
         self.inflight[self.next_tag] = pub
         self.next_tag += 1
 
     def method(self, frame: spec.Basic.Ack | spec.Basic.Nack) -> None:
-        assert self.data is not None
-        self.out.append(pamqp.frame.marshal(frame, self.data.number))
+        self.data.method(frame)
 
     def flush(self) -> None:
-        """Hand what this turn gathered to the connection writer, as one chunk."""
-        if not self.out or self._blocked is not None or not self.alive:
-            return
-        chunk = ChannelFrame(payload=b"".join(self.out), should_close=False)
-        self.out.clear()
-        try:
-            self.amqp.write_queue.put_nowait(chunk)
-        except asyncio.QueueFull:  # heartbeats and RPCs share the queue: wait our turn, in order
-            self._blocked = asyncio.create_task(self._put(chunk))
-
-    async def _put(self, chunk: ChannelFrame) -> None:
-        await self.amqp.write_queue.put(chunk)
-        self._blocked = None
-        self.flush()
+        """Hand what this turn gathered to the connection writer."""
+        if self.alive:
+            self.data.flush()
 
     async def drain(self) -> None:
         """Flush and wait until the writer has handed everything to the socket."""
-        if self._blocked is not None:
-            await self._blocked
-        if not self.alive:
-            return
-        done = asyncio.get_running_loop().create_future()
-        chunk = ChannelFrame(payload=b"".join(self.out), should_close=False, drain_future=done)
-        self.out.clear()
-        await self.amqp.write_queue.put(chunk)
-        await done
+        await self.data.drain()
 
     async def wait_closed(self) -> None:
-        assert self.data is not None
-        observers = [self.data.closing, self.amqp.closing]
+        observers = [self.data.channel.closing, self.amqp.closing]
         try:
             await asyncio.wait(observers, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -393,8 +352,7 @@ class _Session:
                 observer.cancel()
 
     async def close(self) -> None:
-        if self._blocked is not None:
-            self._blocked.cancel()
+        self.data.close()
         with contextlib.suppress(Exception):
             await self.connection.close()
 
@@ -409,20 +367,11 @@ def _broker_url(address: Address) -> str:
 
 
 def _cause(exc: BaseException) -> str:
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
     if isinstance(
         exc, aiormq.exceptions.ProbableAuthenticationError | aiormq.exceptions.AuthenticationError
     ):
         return "authentication failed (check user and password)"
-    if isinstance(exc, OSError) and exc.errno:  # aiormq keeps the socket's errno
-        return os.strerror(exc.errno).lower()
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    inner = exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], BaseException) else None
-    if inner is not None:
-        return _cause(inner)
-    return str(exc) or type(exc).__name__
+    return cause(exc)
 
 
 def _refusal(exc: BaseException) -> str:
@@ -479,6 +428,7 @@ class AmqpClient(Client):
         self._feed_fbp_queue = address.options.get("fbp_queue", "0").lower() in _TRUE
         self._url = _broker_url(address)
         self._tls = client_context(address)
+        self._fastpath_switch = FastPath(address.options, "AMQP")
         self._running = False
         self._generation = 0
         self._session: _Session | None = None
@@ -509,19 +459,21 @@ class AmqpClient(Client):
         try:
             async with asyncio.timeout(self.connect_timeout):
                 session = await self._open_session()
-        except TimeoutError:
-            raise TransportError(
-                f"cannot connect to {self.address.redacted()}: "
-                f"no answer within {self.connect_timeout:g} s"
-            ) from None
+        except TimeoutError as exc:
+            raise connect_error(self, exc, f"no answer within {self.connect_timeout:g} s") from exc
         except Exception as exc:
-            raise TransportError(
-                f"cannot connect to {self.address.redacted()}: "
-                f"{verification_failure(exc) or _cause(exc)}"
-            ) from None
+            raise connect_error(self, exc, _cause(exc)) from exc
         self._running = True
         self._publish_session(session)
-        self._spawn(self._supervise())
+        self._spawn(supervise(self, lost=self._lost, reopen=self._reopen, describe=_cause))
+
+    @property
+    def fastpath(self) -> bool:
+        """Whether the per-message paths run on :mod:`msgflo.transport._aiormq`."""
+        return self._fastpath_switch.on
+
+    def _check_fastpath(self, amqp: aiormq.Connection) -> bool:
+        return self._fastpath_switch.check(lambda: _aiormq.unavailable(amqp))
 
     async def disconnect(self) -> None:
         if not self._running:
@@ -577,6 +529,7 @@ class AmqpClient(Client):
             self.prefetch,
             self._properties,
             self._on_confirm,
+            self._check_fastpath,
             self._tls,
         )
         try:
@@ -588,7 +541,10 @@ class AmqpClient(Client):
                         "re-declaring on %s failed: %s", self.address.redacted(), _refusal(exc)
                     )
             for consumer in list(self._consumers.values()):
-                await self._start_consumer(session, consumer)
+                try:
+                    await self._start_consumer(session, consumer)
+                except TransportError as exc:
+                    log.error("%s", exc)  # kept: the next connection tries again
         except BaseException:
             await session.close()
             raise
@@ -602,35 +558,16 @@ class AmqpClient(Client):
             session.publish(pub)
         self._end_turn_soon()
 
-    async def _supervise(self) -> None:
-        while True:
-            session = self._session
-            assert session is not None
-            await session.wait_closed()
-            log.warning("connection to %s lost; reconnecting", self.address.redacted())
-            self._session = None
-            self._ready.clear()
-            await session.close()
-            delay = BACKOFF_START
-            while True:
-                try:
-                    new = await self._open_session()
-                    break
-                except Exception as exc:
-                    log.info(
-                        "reconnecting to %s failed (%s); next try in %.1f s",
-                        self.address.redacted(),
-                        _cause(exc),
-                        delay,
-                    )
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, BACKOFF_CAP)
-            self._publish_session(new)
-            log.info("reconnected to %s", self.address.redacted())
-            try:
-                await self._notify_reconnected()
-            except Exception:
-                log.exception("a reconnect listener failed")
+    async def _lost(self) -> None:
+        session = self._session
+        assert session is not None
+        await session.wait_closed()
+        self._session = None
+        self._ready.clear()
+        await session.close()
+
+    async def _reopen(self) -> None:
+        self._publish_session(await self._open_session())
 
     async def _wait_session(self) -> _Session:
         while True:
@@ -1007,9 +944,6 @@ class AmqpClient(Client):
     # -- consuming ------------------------------------------------------------------------------
 
     async def subscribe_to_queue(self, name: str, handler: MessageHandler) -> None:
-        await self._declare(
-            lambda ch: ch.queue_declare(name, passive=True), f"subscribing to queue {name!r}"
-        )
         await self._consume(name, self._deliver_to(name, handler), no_ack=False)
 
     def _deliver_to(self, queue: str, handler: MessageHandler, *, ack: bool = False) -> _Process:
@@ -1032,33 +966,47 @@ class AmqpClient(Client):
         consumer.worker = asyncio.create_task(self._work(consumer))
         self._consumers[queue] = consumer
         session = await self._wait_session()
-        with contextlib.suppress(Exception):
+        try:
             await self._start_consumer(session, consumer)
-        # If the connection dropped meanwhile, the next session starts the consumer.
+        except TransportError:
+            self._consumers.pop(queue, None)
+            consumer.worker.cancel()
+            raise
+        except (aiormq.exceptions.AMQPError, ConnectionError) as exc:
+            # The connection dropped meanwhile; the next session starts the consumer.
+            log.info("consuming %r deferred to the next connection: %s", queue, _cause(exc))
 
     async def _start_consumer(self, session: _Session, consumer: _Consumer) -> None:
+        """Start ``consumer`` on ``session``; a refusal raises :class:`TransportError`.
+
+        The queue is looked up on the topology channel first, so that a missing queue or one
+        that another connection holds exclusively closes that channel, not the data channel.
+        """
         try:
             await (await session.topology()).queue_declare(consumer.queue, passive=True)
-        except aiormq.exceptions.ChannelNotFoundEntity:
-            log.error("cannot consume queue %r: it does not exist any more", consumer.queue)
-            return
-        generation = session.generation
-        unsettled = session.unsettled
+            generation = session.generation
+            unsettled = session.unsettled
 
-        def on_delivery(raw: DeliveredMessage) -> None:
-            tag = raw.delivery_tag
-            if not consumer.no_ack and tag is not None:
-                unsettled[tag] = None
-                if consumer.cancelled:
-                    self._requeue(_Token(generation, tag))
-                    return
-            if not consumer.cancelled:
-                consumer.inbox.put_nowait((generation, raw))
+            def on_delivery(raw: DeliveredMessage) -> None:
+                tag = raw.delivery_tag
+                if not consumer.no_ack and tag is not None:
+                    unsettled[tag] = None
+                    if consumer.cancelled:
+                        self._requeue(_Token(generation, tag))
+                        return
+                if not consumer.cancelled:
+                    consumer.inbox.put_nowait((generation, raw))
 
-        assert session.data is not None
-        consumer.tag = await session.data.consume(
-            consumer.queue, on_delivery, no_ack=consumer.no_ack
-        )
+            consumer.tag = await session.data.consume(
+                consumer.queue, on_delivery, no_ack=consumer.no_ack
+            )
+        except _REFUSED as exc:
+            message = (
+                f"consuming queue {consumer.queue!r} refused by {self.address.redacted()}: "
+                f"{_refusal(exc)}"
+            )
+            log.error("%s", message)
+            raise TransportError(message) from exc
 
     async def _work(self, consumer: _Consumer) -> None:
         """Handler calls for one queue run one after the other, in delivery order."""
@@ -1106,9 +1054,9 @@ class AmqpClient(Client):
             return
         consumer.cancelled = True
         session = self._session
-        if session is not None and session.data is not None and session.alive and consumer.tag:
-            with contextlib.suppress(Exception):
-                await session.data.basic_cancel(consumer.tag)
+        if session is not None and session.alive and consumer.tag:
+            with contextlib.suppress(aiormq.exceptions.AMQPError, ConnectionError):
+                await session.data.channel.basic_cancel(consumer.tag)
         while not consumer.inbox.empty():
             item = consumer.inbox.get_nowait()
             if item is not None and not consumer.no_ack and item[1].delivery_tag is not None:

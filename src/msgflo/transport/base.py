@@ -173,9 +173,15 @@ class Address:
 class Client(ABC):
     """What a participant or a tool needs: declare, send, consume, ack, announce.
 
-    After a lost connection an implementation reconnects by itself (with backoff), re-declares
-    what was declared, re-subscribes, and then calls every listener added with
-    :meth:`on_reconnect` so that participants announce themselves again.
+    To write a transport, subclass this (and :class:`Broker` for the coordinator's side), set
+    ``scheme`` and register the classes in :mod:`msgflo.transport` (see docs/transports.md).
+    Every method is a coroutine run on one asyncio loop; none may block it.
+
+    After a lost connection an implementation reconnects by itself (with backoff: see
+    :func:`msgflo.transport.reconnect.supervise`), re-declares what was declared, re-subscribes,
+    and then calls every listener added with :meth:`on_reconnect` so that participants announce
+    themselves again.  Sends made while the connection is down are kept (bounded) and sent after
+    the reconnection, or the send waits; they are never dropped silently.
     """
 
     scheme: ClassVar[str]
@@ -187,12 +193,16 @@ class Client(ABC):
 
     @property
     def url(self) -> str:
+        """The broker URL as given (with its password: use ``address.redacted()`` in logs)."""
         return self.address.url
 
     def on_reconnect(self, listener: ReconnectListener) -> None:
+        """Call ``listener`` after every reconnection, once subscriptions are restored
+        (participants announce themselves again from here)."""
         self._reconnect_listeners.append(listener)
 
     async def _notify_reconnected(self) -> None:
+        """Run the :meth:`on_reconnect` listeners in order; a transport calls it once it is back."""
         for listener in list(self._reconnect_listeners):
             await listener()
 
@@ -205,37 +215,76 @@ class Client(ABC):
 
     @abstractmethod
     async def connect(self) -> None:
-        """Connect, or raise :class:`TransportError` within ``connect_timeout`` seconds."""
+        """Connect, or raise :class:`TransportError` within ``connect_timeout`` seconds.
+
+        The error is one line naming the redacted URL and the cause, raised ``from`` the
+        library's exception.  Calling it on a connected client does nothing.  After it returns,
+        the client keeps itself connected until :meth:`disconnect`.
+        """
 
     @abstractmethod
-    async def disconnect(self) -> None: ...
+    async def disconnect(self) -> None:
+        """Send what is still buffered (waiting a bounded time for confirms), stop consumers and
+        the reconnect loop, close the connection; leaves no task behind.  Idempotent."""
 
     @abstractmethod
     async def create_queue(self, kind: QueueKind, name: str, *, persistent: bool = True) -> None:
-        """Declare an inqueue (something we consume) or an outqueue (something we publish to)."""
+        """Declare an inqueue (something we consume) or an outqueue (something we publish to).
+
+        Declarations must be exactly the original's for the same broker (names, flags,
+        arguments), so that a Node peer declaring the same name is not refused.  Idempotent;
+        a transport without broker-side queues (MQTT) only records the name.  ``persistent``
+        False asks for a queue that disappears with its last consumer.  A refusal raises
+        :class:`TransportError` with the broker's reason.
+        """
 
     @abstractmethod
-    async def remove_queue(self, kind: QueueKind, name: str) -> None: ...
+    async def remove_queue(self, kind: QueueKind, name: str) -> None:
+        """Delete what :meth:`create_queue` declared and stop re-declaring it after reconnects."""
 
     @abstractmethod
     async def send_raw(self, kind: QueueKind, name: str, body: bytes) -> None:
-        """Publish bytes: to an outqueue through its exchange, to an inqueue directly."""
+        """Publish bytes: to an outqueue through its exchange, to an inqueue directly.
+
+        Returns once the message is handed to the transport (not necessarily confirmed: see
+        :meth:`flush`); sends from one client arrive in the order they were made.  While the
+        connection is down the message is kept and sent after the reconnection.
+        """
 
     async def send_to(self, kind: QueueKind, name: str, data: Any) -> None:
+        """:meth:`send_raw` of ``data`` encoded as the original encodes it (UTF-8 JSON)."""
         await self.send_raw(kind, name, encode(data))
 
     @abstractmethod
     async def subscribe_to_queue(self, name: str, handler: MessageHandler) -> None:
-        """Consume ``name``; every delivery must end in :meth:`ack_message` or :meth:`nack_message`."""
+        """Consume ``name``; every delivery must end in :meth:`ack_message` or :meth:`nack_message`.
+
+        ``handler`` is awaited for one message at a time, in delivery order; a handler that
+        raises gets its message nacked and the consumer goes on.  Consumers of one queue in
+        several clients share its messages (each goes to one of them).  A consumer the broker
+        refuses (missing queue, access refused, exclusive to another connection) raises
+        :class:`TransportError` naming the queue and the broker's reason; it is never dropped
+        silently.  After a reconnection the subscription is restored without a new call.
+        """
 
     @abstractmethod
-    async def unsubscribe_from_queue(self, name: str) -> None: ...
+    async def unsubscribe_from_queue(self, name: str) -> None:
+        """Stop consuming ``name``; deliveries not yet handled go back to the queue (where the
+        broker keeps one).  Unsubscribing from a queue not consumed does nothing."""
 
     @abstractmethod
-    async def ack_message(self, message: Message) -> None: ...
+    async def ack_message(self, message: Message) -> None:
+        """Settle ``message`` as done: the broker may forget it.  A second settle does nothing.
+
+        A transport with publisher confirms may hold the ack until every send made earlier on
+        this client is confirmed, so that an input is settled only once its outputs are safe.
+        """
 
     @abstractmethod
-    async def nack_message(self, message: Message, *, requeue: bool = False) -> None: ...
+    async def nack_message(self, message: Message, *, requeue: bool = False) -> None:
+        """Settle ``message`` as failed: dead-lettered (when a binding names a deadletter
+        queue) or dropped, or put back in the queue with ``requeue``.  Transports that cannot
+        reject (MQTT) only mark it settled."""
 
     supports_attach: ClassVar[bool] = False
     """Whether a consumer may subscribe to a source queue itself (MQTT, which has no
@@ -251,6 +300,7 @@ class Client(ABC):
         raise TransportError(f"{self.address.redacted()}: bindings are made by the broker")
 
     async def detach(self, source: str) -> None:
+        """Undo :meth:`attach`."""
         raise TransportError(f"{self.address.redacted()}: bindings are made by the broker")
 
     async def subscribe_broadcast(self, channel: str, handler: MessageHandler) -> None:
@@ -285,27 +335,35 @@ class Client(ABC):
         await self.send_discovery(encode(envelope))
 
     @abstractmethod
-    async def send_discovery(self, body: bytes) -> None: ...
+    async def send_discovery(self, body: bytes) -> None:
+        """Publish an encoded discovery envelope where the original's coordinator reads it
+        (queue/topic :data:`DISCOVERY_QUEUE`, declared as the original declares it)."""
 
 
 class Broker(Client):
     """What the coordinator and the setup tools need on top of a client: bindings and observing."""
 
     @abstractmethod
-    async def add_binding(self, binding: Binding) -> None: ...
+    async def add_binding(self, binding: Binding) -> None:
+        """Route what is sent to ``binding.src`` to ``binding.tgt`` from now on (see
+        :class:`Binding` for round-robin and deadletter halves).  Idempotent; restored after a
+        reconnection.  Where the broker cannot bind (MQTT), this process forwards instead."""
 
     @abstractmethod
-    async def remove_binding(self, binding: Binding) -> None: ...
+    async def remove_binding(self, binding: Binding) -> None:
+        """Stop the routing :meth:`add_binding` made; removing an unknown binding does nothing."""
 
     @abstractmethod
-    async def list_bindings(self) -> list[Binding]: ...
+    async def list_bindings(self) -> list[Binding]:
+        """The bindings this broker object made (not the broker's whole state), in order."""
 
     @abstractmethod
     async def subscribe_data(self, binding: Binding, handler: DataHandler) -> None:
         """Call ``handler(binding, data)`` for every message that passes ``binding.src``."""
 
     @abstractmethod
-    async def unsubscribe_data(self, binding: Binding, handler: DataHandler) -> None: ...
+    async def unsubscribe_data(self, binding: Binding, handler: DataHandler) -> None:
+        """Stop calling ``handler`` for ``binding``; other observers of the source stay."""
 
     @abstractmethod
     async def subscribe_participant_change(self, handler: MessageHandler) -> None:

@@ -1,25 +1,25 @@
 """MQTT transport: topics are queues, the broker side routes in-process (the original's Binder).
 
-Wire behaviour follows msgflo-nodejs (docs/transports.md): a queue name is the
-topic, nothing is declared on the broker, bodies are published with QoS 0 and retain false (QoS
-is selectable with ``?qos=``), ack/nack are no-ops on the wire, discovery goes to topic ``fbp``.
+Wire behaviour follows msgflo-nodejs: a queue name is the topic, nothing is declared on the
+broker, bodies are published with QoS 0 and retain false (QoS is selectable with ``?qos=``),
+ack/nack are no-ops on the wire, discovery goes to topic ``fbp``.
 
-URL: ``mqtt[s]://user:pass@host:port?qos=1&clientId=X&keepalive=60&shared=1&group=msgflo``
+URL: ``mqtt[s]://user:pass@host:port?qos=1&clientId=X&keepalive=60&shared=1&group=msgflo&fastpath=0``
 (``mqtts`` defaults to port 8883; its CA and client certificate: :mod:`msgflo.transport.tls`).
 
-aiomqtt owns the connection (CONNACK, SUBACK, keepalive).  The per-message paths bypass it and
-most of paho, because paho costs about three ``recv`` calls, a callback-matcher pass and a lock
-per received message and one ``send`` plus a writer (un)registration per publish, which was
-half of a relay's CPU:
+The per-message paths run on :mod:`msgflo.transport._paho` (the fast path) when its check
+passes, and on :class:`PublicLink` (aiomqtt's public API only) when it does not or with
+``?fastpath=0``.  aiomqtt does not reconnect: :class:`MqttClient` runs that loop
+(:func:`msgflo.transport.reconnect.supervise`).
 
-- the socket is read in chunks of :data:`READ_SIZE`; QoS 0 PUBLISH packets (MQTT 3.1.1) are
-  cut out of the buffer and handed to their route here, and every other packet (CONNACK,
-  SUBACK, PINGRESP, QoS 1/2 publishes...) is fed, whole, to paho, which reads it from the same
-  buffer, so paho's state machine still sees everything it needs;
-- QoS 0 publishes of one event-loop turn are encoded here and handed to paho's writer as one
-  packet: one ``send`` per turn.
+QoS 1 and 2 survive a cut: a client keeps one client id for its whole life (``clientId`` or a
+generated one) and asks for a persistent session, so the broker keeps its subscriptions and the
+messages sent to them while it is away; publishes the broker had not acknowledged are sent
+again after the reconnection.  A generated id's session is ended on :meth:`MqttClient.disconnect`.
 
-aiomqtt does not reconnect: :class:`MqttClient` runs that loop.
+Bounded memory: deliveries wait in memory for their handler; past :data:`HIGH_WATER` bytes the
+client stops reading its socket (the broker then meets TCP back-pressure) and resumes below
+:data:`LOW_WATER`.
 
 Competing consumers: :meth:`MqttClient.subscribe_to_queue` uses a shared subscription
 ``$share/<group>/<topic>`` so that clients consuming one queue split its messages as AMQP
@@ -35,16 +35,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
-import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Protocol
 
 import aiomqtt
-import paho.mqtt.client as paho
 
+from msgflo.transport import _paho
+from msgflo.transport._adapter import FastPath
 from msgflo.transport.base import (
     DISCOVERY_QUEUE,
     Address,
@@ -58,51 +57,176 @@ from msgflo.transport.base import (
     TransportError,
     decode,
 )
-from msgflo.transport.tls import client_context, verification_failure
+from msgflo.transport.reconnect import cause, connect_error, supervise
+from msgflo.transport.tls import client_context
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
-BACKOFF_START = 0.2
-BACKOFF_CAP = 5.0
 OUTBOX_LIMIT = 10_000
 """Sends kept while the connection is down; further sends wait for the reconnection."""
-
+HIGH_WATER = 4 * 1024 * 1024
+"""Bytes of deliveries waiting for their handlers at which a client stops reading its socket."""
+LOW_WATER = 1024 * 1024
+"""...and at which it reads again."""
 FLUSH_POLL = 0.005
-READ_SIZE = 65536
-_PUBLISH_QOS0 = 0x30
 
 BodyHandler = Callable[[str, bytes], Awaitable[None]]
 
 
-def _remaining_length(size: int) -> bytes:
-    """MQTT's variable-length integer."""
-    out = bytearray()
-    while True:
-        size, digit = size >> 7, size & 0x7F
-        out.append(digit | 0x80 if size else digit)
-        if not size:
-            return bytes(out)
+class Sent(Protocol):
+    """A publish handed to the library: done once written out (QoS 0) or acknowledged."""
+
+    def done(self) -> bool: ...
 
 
-def _cause(exc: BaseException) -> str:
-    """One readable line from whatever paho, aiomqtt or the OS raised."""
-    if isinstance(exc, TimeoutError):
-        return "no answer from the broker"
-    text = re.sub(r"^\[Errno -?\d+\]\s*", "", str(exc)).strip() or type(exc).__name__
-    return text[0].lower() + text[1:]
+class Link(Protocol):
+    """One connected aiomqtt session and how messages go in and out of it.
+
+    :class:`msgflo.transport._paho.FastLink` and :class:`PublicLink` implement it.
+    """
+
+    session: aiomqtt.Client
+
+    @property
+    def connected(self) -> bool: ...
+
+    def start(self) -> None: ...
+
+    def publish(self, topic: str, body: bytes, qos: int) -> Sent | None: ...
+
+    def write_pending(self) -> None: ...
+
+    def take_unsent(self) -> list[tuple[str, bytes]]: ...
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    async def lost(self) -> BaseException | None: ...
+
+    def abandon(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class _Task:
+    """A publish running as an aiomqtt call: done once it returned without an error."""
+
+    __slots__ = ("task",)
+
+    def __init__(self, task: asyncio.Task[None]) -> None:
+        self.task = task
+
+    def done(self) -> bool:
+        task = self.task
+        return task.done() and not task.cancelled() and task.exception() is None
+
+
+class PublicLink:
+    """A session on aiomqtt's public API only: slower (a task per publish and per delivery
+    wake-up), used when the fast path's check fails or with ``?fastpath=0``.
+
+    aiomqtt cannot stop reading its socket, so :meth:`pause_reading` stops taking deliveries
+    from aiomqtt's queue only: memory is bounded on the fast path alone.
+    """
+
+    def __init__(self, session: aiomqtt.Client, deliver: Callable[[str, bytes], None]) -> None:
+        self.session = session
+        # aiomqtt warns once per call beyond this many in flight; a relay has hundreds.
+        session.pending_calls_threshold = OUTBOX_LIMIT
+        self._deliver = deliver
+        self._reader: asyncio.Task[None] | None = None
+        self._gone: asyncio.Future[BaseException | None] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._reading = asyncio.Event()
+        self._reading.set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def connected(self) -> bool:
+        return self._reader is not None and not self._gone.done()
+
+    def start(self) -> None:
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            async for message in self.session.messages:
+                payload = message.payload
+                if isinstance(payload, str):
+                    body = payload.encode()
+                elif isinstance(payload, bytes | bytearray):
+                    body = bytes(payload)
+                else:
+                    body = b"" if payload is None else str(payload).encode()
+                self._deliver(message.topic.value, body)
+                await self._reading.wait()
+        except aiomqtt.MqttError as exc:
+            if not self._gone.done():
+                self._gone.set_result(exc.__cause__ or exc)
+
+    def publish(self, topic: str, body: bytes, qos: int) -> Sent | None:
+        if not self.connected:
+            return None
+        task = asyncio.get_running_loop().create_task(self._publish(topic, body, qos))
+        self._tasks.add(task)
+        task.add_done_callback(self._forget)
+        return _Task(task)
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a failed publish is sent again or was QoS 0
+
+    async def _publish(self, topic: str, body: bytes, qos: int) -> None:
+        try:
+            await self.session.publish(topic, body, qos)
+        except aiomqtt.MqttError as exc:
+            log.debug("publish to %r failed: %s", topic, cause(exc))
+            raise
+
+    def write_pending(self) -> None:
+        """Every publish is written by its own task."""
+
+    def take_unsent(self) -> list[tuple[str, bytes]]:
+        return []
+
+    def pause_reading(self) -> None:
+        self._reading.clear()
+
+    def resume_reading(self) -> None:
+        self._reading.set()
+
+    async def lost(self) -> BaseException | None:
+        return await self._gone
+
+    def abandon(self) -> None:
+        if not self._gone.done():
+            self._gone.set_result(None)
+        for task in [self._reader, *self._tasks]:
+            if task is not None:
+                task.cancel()
+
+    async def close(self) -> None:
+        self.abandon()
+        with contextlib.suppress(aiomqtt.MqttError):
+            await self.session.__aexit__(None, None, None)
 
 
 class _Consumer:
     """Runs one subscription's handler on its deliveries, one at a time and in order.
 
-    Deliveries are queued here by the paho callback; one task per subscription (not per
-    message) drains the queue, so a slow handler delays only its own subscription.
+    Deliveries are queued here as they are read; one task per subscription (not per message)
+    drains the queue, so a slow handler delays only its own subscription.  ``taken(size)`` is
+    told of every body taken off the queue (for the client's high-water mark).
     """
 
-    def __init__(self, topic: str, handle: BodyHandler) -> None:
+    def __init__(self, topic: str, handle: BodyHandler, taken: Callable[[int], None]) -> None:
         self.topic = topic
         self._handle = handle
+        self._taken = taken
         self._items: deque[bytes] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -119,6 +243,7 @@ class _Consumer:
         while True:
             while items:
                 body = items.popleft()
+                self._taken(len(body))
                 try:
                     await self._handle(self.topic, body)
                 except Exception:
@@ -128,6 +253,8 @@ class _Consumer:
             self._waiter = None
 
     async def stop(self) -> None:
+        self._taken(sum(map(len, self._items)))
+        self._items.clear()
         self._task.cancel()
         if self._task is asyncio.current_task():
             return  # a handler unsubscribing its own subscription ends with this delivery
@@ -147,14 +274,21 @@ class _Route:
         self.filter: str | None = None
         self.group: str | None = None
 
-    def push(self, body: bytes) -> None:
+    def push(self, body: bytes) -> int:
+        """Queue ``body`` for this topic's consumers; how many bytes are now held."""
+        held = 0
         if self.queue is not None:
             self.queue.push(body)
+            held += len(body)
         if self.observer is not None:
             self.observer.push(body)
+            held += len(body)
+        return held
 
 
 class MqttClient(Client):
+    """A participant's or a tool's MQTT connection (see the module docstring)."""
+
     scheme = "mqtt"
 
     def __init__(self, address: Address, *, connect_timeout: float = 30.0) -> None:
@@ -168,33 +302,52 @@ class MqttClient(Client):
         if "shared" in address.options:
             self._shared = address.int_option("shared", 0) != 0
         self._group = address.options.get("group", "msgflo")
-        self._client_id = address.options.get("clientId")
+        # One id for the client's whole life: the broker keeps a session (subscriptions and the
+        # QoS>=1 messages sent to them during a cut) only for a client id it sees again.
+        given = address.options.get("clientId")
+        self._client_id = given or f"msgflo-{uuid.uuid4().hex[:16]}"
         self._keepalive = address.int_option("keepalive", 60)
+        self._clean_session = address.int_option("clean", 0 if self._qos > 0 else 1) != 0
+        self._end_session = given is None and not self._clean_session
         self._tls = client_context(address)
-        # A broker keeps a session (subscriptions, QoS>=1 messages in flight) across a
-        # reconnection only for a known client id; a random id would leave orphans behind.
-        persistent = self._qos > 0 and self._client_id is not None
-        self._clean_session = address.int_option("clean", 0 if persistent else 1) != 0
+        self._fastpath = FastPath(address.options, "MQTT")
         self._routes: dict[str, _Route] = {}
         self._queues: dict[str, QueueKind] = {}
-        self._session: aiomqtt.Client | None = None
-        self._paho: paho.Client | None = None
+        self._link: Link | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._closed = True
         self._online = asyncio.Event()
         self._offline = asyncio.Event()
         self._outbox: deque[tuple[str, bytes, int]] = deque()
-        self._last_sent: paho.MQTTMessageInfo | None = None
-        self._fast = True
-        self._pending: list[tuple[str, bytes]] = []
-        self._write_scheduled = False
-        self._topic_headers: dict[str, bytes] = {}
+        self._unacked: deque[tuple[str, bytes, int, Sent]] = deque()
+        self._last_sent: Sent | None = None
+        self._held = 0
+        self._paused = False
 
     # connection -------------------------------------------------------------------------
 
     @property
     def connected(self) -> bool:
         return self._online.is_set() and not self._closed
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of deliveries waiting for their handlers (bounded near :data:`HIGH_WATER`)."""
+        return self._held
+
+    @property
+    def client_id(self) -> str:
+        """The MQTT client id, the same on every connection of this client."""
+        return self._client_id
+
+    @property
+    def fastpath(self) -> bool:
+        """Whether the per-message paths run on :mod:`msgflo.transport._paho`."""
+        return self._fastpath.on
+
+    @property
+    def _session(self) -> aiomqtt.Client | None:
+        return self._link.session if self._link is not None else None
 
     async def wait_disconnected(self) -> None:
         """Return once the connection is known to be lost (for health checks and tests)."""
@@ -206,198 +359,89 @@ class MqttClient(Client):
         try:
             await asyncio.wait_for(self._open(self.connect_timeout), self.connect_timeout)
         except (aiomqtt.MqttError, OSError, TimeoutError) as exc:
-            raise TransportError(
-                f"cannot connect to {self.address.redacted()}: "
-                f"{verification_failure(exc) or _cause(exc)}"
-            ) from None
+            raise connect_error(self, exc) from exc
         self._closed = False
         self._set_online()
-        self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
+        self._supervisor = asyncio.get_running_loop().create_task(
+            supervise(self, lost=self._lost, reopen=self._reopen)
+        )
 
-    async def _open(self, timeout: float) -> None:
-        """Connect a fresh session and restore every subscription on it."""
-        session = aiomqtt.Client(
+    def _new_session(self, timeout: float, *, clean: bool) -> aiomqtt.Client:
+        return aiomqtt.Client(
             self.address.host or "127.0.0.1",
             self.address.port or DEFAULT_PORTS[self.address.scheme],
             username=self.address.username,
             password=self.address.password,
-            identifier=self._client_id or f"msgflo-{uuid.uuid4().hex[:16]}",
-            clean_session=self._clean_session,
+            identifier=self._client_id,
+            clean_session=clean,
             keepalive=self._keepalive,
             tls_context=self._tls,
             timeout=timeout,
         )
-        client: paho.Client = session._client
-        client.connect_timeout = timeout
-        client.on_message = self._on_message
-        client.on_disconnect = self._fail_fast(session, client.on_disconnect)
-        client.disable_logger()  # its per-packet debug calls cost more than decoding a message
-        # paho builds two objects per publish for this callback; flush() polls instead.
-        client.on_publish = None
+
+    async def _open(self, timeout: float) -> None:
+        """Connect a fresh session and restore every subscription on it."""
+        session = self._new_session(timeout, clean=self._clean_session)
+        link: Link = (
+            _paho.FastLink(session, self._deliver, timeout)
+            if self._fastpath.check(lambda: _paho.unavailable(session))
+            else PublicLink(session, self._deliver)
+        )
         try:
             await session.__aenter__()
             filters = [(r.filter, self._qos) for r in self._routes.values() if r.filter]
             if filters:
                 await session.subscribe(filters)
         except BaseException:
-            self._abandon(session)
+            link.abandon()
             raise
-        self._fast = client._protocol != paho.MQTTv5  # v5 publishes carry properties
-        self._read_in_chunks(session)
-        self._session, self._paho = session, client
+        link.start()
+        self._link = link
+        if self._paused:
+            link.pause_reading()
 
-    @staticmethod
-    def _fail_fast(session: aiomqtt.Client, on_disconnect: Any) -> Any:
-        """aiomqtt ignores a connection that closes before CONNACK and waits for its timeout
-        (a broker that is still starting, a proxy that refuses): fail the attempt at once so
-        the backoff, not the timeout, decides when to try again."""
-
-        def wrapped(*args: Any) -> None:
-            if not session._connected.done():
-                session._connected.set_exception(
-                    aiomqtt.MqttError("the connection closed before the broker answered")
-                )
-            on_disconnect(*args)
-
-        return wrapped
-
-    def _read_in_chunks(self, session: aiomqtt.Client) -> None:
-        """Replace aiomqtt's socket reader by one that reads chunks and parses them here.
-
-        paho reads a packet in three or more ``recv`` calls and aiomqtt reads one packet per
-        event-loop iteration; one ``recv`` per chunk lets a consumer take a burst in one wake-up.
-        paho's own ``recv`` is pointed at our buffer so that it reads the packets we leave to it.
-        """
-        client: paho.Client = session._client
-        sock = client.socket()
-        if sock is None:
+    def _deliver(self, topic: str, body: bytes) -> None:
+        route = self._routes.get(topic)
+        if route is None:
             return
-        loop = asyncio.get_running_loop()
-        buf = bytearray()
-        real_recv = client._sock_recv
+        self._held += route.push(body)
+        if self._held >= HIGH_WATER and not self._paused:
+            self._paused = True
+            log.debug("%d bytes wait for handlers: reading paused", self._held)
+            if self._link is not None:
+                self._link.pause_reading()
 
-        def recv(size: int) -> bytes:
-            if not buf:  # only when an end of stream or an error is passed on to paho
-                return real_recv(size)
-            chunk = bytes(buf[:size])
-            del buf[:size]
-            return chunk
-
-        client._sock_recv = recv  # type: ignore[method-assign,assignment]
-
-        def readable() -> None:
-            try:
-                if client._in_packet["command"]:  # begun before we took over: paho ends it
-                    client.loop_read()
-                    if client._in_packet["command"]:
-                        return
-                while True:
-                    try:
-                        chunk = real_recv(READ_SIZE)
-                    except BlockingIOError:
-                        break
-                    except OSError:
-                        chunk = b""
-                    if not chunk:  # paho meets the same end or error and reports the loss
-                        client.loop_read()
-                        return
-                    buf.extend(chunk)
-                    pending = getattr(sock, "pending", None)  # TLS keeps decrypted bytes
-                    if len(chunk) < READ_SIZE and not (pending and pending()):
-                        break
-                self._take_packets(client, buf)
-            except Exception as exc:
-                if not session._disconnected.done():
-                    session._disconnected.set_exception(exc)
-
-        loop.remove_reader(sock.fileno())
-        loop.add_reader(sock.fileno(), readable)
-
-    def _take_packets(self, client: paho.Client, buf: bytearray) -> None:
-        """Deliver the QoS 0 publishes at the front of ``buf``; hand anything else to paho."""
-        routes, fast = self._routes, self._fast
-        pos, end_of_data = 0, len(buf)
-        while end_of_data - pos >= 2:
-            first = buf[pos]
-            length, shift, i, whole = 0, 0, pos + 1, False
-            while i < end_of_data and shift < 28:
-                byte = buf[i]
-                length |= (byte & 0x7F) << shift
-                shift += 7
-                i += 1
-                if not byte & 0x80:
-                    whole = True
-                    break
-            if not whole and shift < 28:
-                break  # the length itself has not all arrived
-            end = i + length
-            if whole and end > end_of_data:
-                break
-            if whole and fast and first & 0xF6 == _PUBLISH_QOS0 and length >= 2:
-                body_at = i + 2 + ((buf[i] << 8) | buf[i + 1])
-                route = routes.get(buf[i + 2 : body_at].decode("utf-8", "replace"))
-                if route is not None:
-                    route.push(bytes(buf[body_at:end]))
-                pos = end
-                continue
-            del buf[:pos]
-            client.loop_read()  # reads exactly this packet (or a malformed length) via recv()
-            pos, end_of_data = 0, len(buf)
-            if client.socket() is None:
-                buf.clear()
-                return
-        del buf[:pos]
-        client._last_bytes_received = time.monotonic()
-
-    @staticmethod
-    def _abandon(session: aiomqtt.Client) -> None:
-        """Drop a half-open session without waiting for the broker."""
-        with contextlib.suppress(Exception):
-            session._client._sock_close()
-        if not session._disconnected.done():
-            session._disconnected.set_result(None)
+    def _taken(self, size: int) -> None:
+        self._held -= size
+        if self._paused and self._held <= LOW_WATER:
+            self._paused = False
+            if self._link is not None:
+                self._link.resume_reading()
 
     def _set_online(self) -> None:
         self._offline.clear()
         self._online.set()
 
-    def _set_offline(self) -> None:
+    async def _lost(self) -> BaseException | None:
+        link = self._link
+        assert link is not None
+        why = await link.lost()
         self._online.clear()
         self._offline.set()
-        self._paho = None
+        # What the broker had not acknowledged goes out again first, then what was waiting.
+        again = [(t, b, q) for t, b, q, sent in self._unacked if not sent.done()]
+        again += [(t, b, 0) for t, b in link.take_unsent()]
+        self._unacked.clear()
+        self._outbox.extendleft(reversed(again))
         self._last_sent = None
+        self._session_lost()
+        return why
 
-    async def _supervise(self) -> None:
-        """Wait for the session to drop, then reconnect with backoff until it works again."""
-        while True:
-            session = self._session
-            assert session is not None
-            await asyncio.wait([session._disconnected])
-            cause = session._disconnected.exception()
-            self._set_offline()
-            self._session_lost()
-            log.warning(
-                "lost connection to %s (%s); reconnecting",
-                self.address.redacted(),
-                _cause(cause) if cause else "closed",
-            )
-            delay = BACKOFF_START
-            while True:
-                await asyncio.sleep(delay)
-                try:
-                    await asyncio.wait_for(self._open(min(self.connect_timeout, 5.0)), 10.0)
-                    break
-                except (aiomqtt.MqttError, OSError, TimeoutError) as exc:
-                    log.info("reconnect to %s failed: %s", self.address.redacted(), _cause(exc))
-                    delay = min(delay * 2, BACKOFF_CAP)
-            while self._outbox:
-                self._publish(*self._outbox.popleft())
-            self._set_online()
-            log.info("reconnected to %s", self.address.redacted())
-            try:
-                await self._notify_reconnected()
-            except Exception:
-                log.exception("reconnect listener failed")
+    async def _reopen(self) -> None:
+        await asyncio.wait_for(self._open(min(self.connect_timeout, 5.0)), 10.0)
+        while self._outbox and self._publish(*self._outbox[0]):
+            self._outbox.popleft()
+        self._set_online()
 
     def _session_lost(self) -> None:
         """Hook for state that belongs to one session only."""
@@ -411,83 +455,49 @@ class MqttClient(Client):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._supervisor
             self._supervisor = None
-        session, self._session = self._session, None
-        self._set_offline()
+        link, self._link = self._link, None
+        self._online.clear()
+        self._offline.set()
         self._online.set()  # wake senders waiting for room in the outbox; they see _closed
-        if session is not None:
-            try:
-                await session.__aexit__(None, None, None)
-            except aiomqtt.MqttError:
-                self._abandon(session)
-            if session._disconnected.done() and not session._disconnected.cancelled():
-                session._disconnected.exception()  # retrieved, so asyncio does not warn
+        if link is not None:
+            await link.close()
+            if self._end_session:
+                await self._end_persistent_session()
         for route in self._routes.values():
             for consumer in (route.queue, route.observer):
                 if consumer is not None:
                     await consumer.stop()
         self._routes.clear()
         self._outbox.clear()
+        self._unacked.clear()
+        self._held, self._paused = 0, False
 
-    # paho callbacks (run inside the event loop, from aiomqtt's socket reader/writer) -------
-
-    def _on_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
-        route = self._routes.get(msg.topic)
-        if route is not None:
-            route.push(bytes(msg.payload))
+    async def _end_persistent_session(self) -> None:
+        """A generated id is never used again: tell the broker to drop its session, or it
+        would keep queueing messages for it."""
+        session = self._new_session(min(self.connect_timeout, 5.0), clean=True)
+        try:
+            await asyncio.wait_for(session.__aenter__(), min(self.connect_timeout, 5.0))
+            await session.__aexit__(None, None, None)
+        except (aiomqtt.MqttError, OSError, TimeoutError) as exc:
+            log.info("could not end the MQTT session of %s: %s", self._client_id, cause(exc))
 
     # publishing ---------------------------------------------------------------------------
 
     def _publish(self, topic: str, body: bytes, qos: int) -> bool:
-        client = self._paho
-        if client is None or not client.is_connected():
+        link = self._link
+        if link is None:
             return False
-        if qos == 0 and self._fast:
-            self._pending.append((topic, body))
-            if not self._write_scheduled:
-                self._write_scheduled = True
-                asyncio.get_running_loop().call_soon(self._write_pending)
-            return True
-        self._write_pending()  # keeps the order of everything sent
-        info = client.publish(topic, body, qos)
-        if info.rc != paho.MQTT_ERR_SUCCESS:
+        sent = link.publish(topic, body, qos)  # None when its connection is down
+        if sent is None:
             return False
-        self._last_sent = info
+        self._last_sent = sent
+        if qos:
+            unacked = self._unacked
+            while unacked and unacked[0][3].done():
+                unacked.popleft()
+            unacked.append((topic, body, qos, sent))
         return True
-
-    def _write_pending(self) -> None:
-        """Hand this turn's QoS 0 publishes to paho's writer as one packet (one ``send``)."""
-        self._write_scheduled = False
-        pending = self._pending
-        if not pending:
-            return
-        self._pending = []
-        client = self._paho
-        if client is None or not client.is_connected():
-            self._outbox.extendleft((topic, body, 0) for topic, body in reversed(pending))
-            return
-        headers, parts = self._topic_headers, list[bytes]()
-        for topic, body in pending:
-            header = headers.get(topic)
-            if header is None:
-                encoded = topic.encode()
-                header = headers[topic] = len(encoded).to_bytes(2, "big") + encoded
-            parts += (b"\x30", _remaining_length(len(header) + len(body)), header, body)
-        data = b"".join(parts)
-        info = paho.MQTTMessageInfo(0)
-        client._out_packet.append(
-            {
-                "command": paho.PUBLISH,
-                "mid": 0,
-                "qos": 0,
-                "pos": 0,
-                "to_process": len(data),
-                "packet": data,
-                "info": info,
-            }
-        )
-        client._last_msg_out = time.monotonic()
-        client.loop_write()
-        self._last_sent = info
 
     async def _send(self, topic: str, body: bytes, qos: int) -> None:
         """Publish now, or keep it (in order) until the connection is back."""
@@ -512,11 +522,12 @@ class MqttClient(Client):
 
         The broker acknowledges in publish order, so the last send stands for all of them.
         """
-        self._write_pending()
+        if self._link is not None:
+            self._link.write_pending()
         while not self._closed:
             await self._online.wait()
             sent = self._last_sent
-            if self._closed or sent is None or sent.is_published():
+            if self._closed or (sent is None and not self._outbox) or (sent and sent.done()):
                 return
             await asyncio.sleep(FLUSH_POLL)
 
@@ -552,7 +563,7 @@ class MqttClient(Client):
                 await session.unsubscribe(old)
         except aiomqtt.MqttError as exc:
             # The connection dropped meanwhile; the next session subscribes route.filter.
-            log.info("subscription change on %r deferred: %s", route.topic, _cause(exc))
+            log.info("subscription change on %r deferred: %s", route.topic, cause(exc))
 
     def _route(self, topic: str) -> _Route:
         route = self._routes.get(topic)
@@ -588,7 +599,7 @@ class MqttClient(Client):
 
         if self._shared is None and self.connected:
             self._shared = await self._probe_shared_subscriptions()
-        route.queue = _Consumer(name, deliver)
+        route.queue = _Consumer(name, deliver, self._taken)
         await self._sync(route)
 
     async def _probe_shared_subscriptions(self) -> bool:
@@ -610,7 +621,7 @@ class MqttClient(Client):
         assert session is not None
         routes = [self._route(shared), self._route(plain)]
         for route in routes:
-            route.observer = _Consumer(route.topic, note)
+            route.observer = _Consumer(route.topic, note, self._taken)
         try:
             await session.subscribe([(f"$share/{self._group}/{shared}", 0), (plain, 0)])
             self._publish(shared, b"probe", 0)
@@ -619,7 +630,7 @@ class MqttClient(Client):
             supported = arrived[shared].done()
             await session.unsubscribe([f"$share/{self._group}/{shared}", plain])
         except (aiomqtt.MqttError, TimeoutError) as exc:
-            log.info("could not tell whether the broker shares subscriptions: %s", _cause(exc))
+            log.info("could not tell whether the broker shares subscriptions: %s", cause(exc))
             supported = False
         finally:
             for route in routes:
@@ -656,7 +667,7 @@ class MqttClient(Client):
             await route.observer.stop()
             route.observer = None
         if handle is not None:
-            route.observer = _Consumer(topic, handle)
+            route.observer = _Consumer(topic, handle, self._taken)
         await self._sync(route)
 
     async def ack_message(self, message: Message) -> None:

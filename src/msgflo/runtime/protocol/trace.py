@@ -20,7 +20,7 @@ def _trace(req: Request) -> tuple[str, Trace]:
 async def start(req: Request) -> None:
     graph_id, trace = _trace(req)
     buffersize = req.number("buffersize")
-    trace.enabled, trace.buffersize = True, buffersize
+    trace.start(buffersize)
     trace.started = trace.started or now_iso()
     await req.reply("start", {"graph": graph_id, "buffersize": buffersize})
 
@@ -54,7 +54,7 @@ async def dump(req: Request) -> None:
             "graphs": {graph_id: rt.graphs[graph_id].to_json()},
             "main": graph_id,
         },
-        "events": trace.events,
+        "events": list(trace.events),
     }
     await req.reply(
         "dump", {"graph": graph_id, "type": kind, "flowtrace": orjson.dumps(document).decode()}
