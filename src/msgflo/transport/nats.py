@@ -78,6 +78,8 @@ from msgflo.transport.base import (
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 4222
+BROADCAST = ""
+"""The group key of broadcast subscriptions in ``_subs`` (queue groups are never empty)."""
 DEAD_PREFIX = "dead-"
 RECONNECT_WAIT = 0.5
 FETCH_BATCH = 256
@@ -453,6 +455,22 @@ class NatsClient(Client):
 
     async def unsubscribe_from_queue(self, name: str) -> None:
         await self._stop((name, name))
+
+    async def subscribe_broadcast(self, channel: str, handler: MessageHandler) -> None:
+        """A core subscription without a queue group: every subscriber hears every message,
+        and nothing is kept for one that is away (a broadcast channel is never a stream)."""
+
+        async def on_message(msg: Msg) -> None:
+            try:
+                await handler(Message.from_body(channel, msg.data))
+            except Exception:
+                log.exception("handler of broadcast channel %s failed", channel)
+
+        await self._stop((channel, BROADCAST))
+        self._subs[(channel, BROADCAST)] = await self._subscribe(channel, on_message)
+
+    async def unsubscribe_broadcast(self, channel: str) -> None:
+        await self._stop((channel, BROADCAST))
 
     async def _consume(
         self, name: str, group: str, handler: MessageHandler, policy: DeliverPolicy
