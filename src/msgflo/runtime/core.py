@@ -246,7 +246,7 @@ class Runtime:
                     dumps(build("graph", command, {**payload, "graph": changed}))
             dumps(self.graphs[graph_id].to_json())
         except TypeError as exc:  # orjson.JSONEncodeError
-            raise ProtocolError(f"a value cannot be written back as JSON ({exc})") from None
+            raise ProtocolError(f"a value cannot be written back as JSON ({exc})") from exc
 
     # -- sending ----------------------------------------------------------------------
 

@@ -17,11 +17,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from msgflo.errors import ConnectError
+
 DISCOVERY_QUEUE = "fbp"
 """Queue (AMQP) or topic (MQTT) that carries discovery messages, as in every msgflo library."""
 
 
-class TransportError(Exception):
+class TransportError(ConnectError):
     """A broker could not be reached or refused an operation; the message names URL and cause."""
 
 
@@ -140,7 +142,7 @@ class Address:
         try:
             port = parts.port
         except ValueError as exc:
-            raise TransportError(f"broker URL {url!r}: {exc}") from None
+            raise TransportError(f"broker URL {url!r}: {exc}") from exc
         return cls(
             url=url,
             scheme=parts.scheme.lower(),
@@ -158,10 +160,10 @@ class Address:
             return default
         try:
             return int(raw)
-        except ValueError:
+        except ValueError as exc:
             raise TransportError(
                 f"broker URL {self.url!r}: option {name}={raw!r} is not a whole number"
-            ) from None
+            ) from exc
 
     def redacted(self) -> str:
         """The URL without its password, for log lines and errors."""

@@ -15,6 +15,8 @@ from typing import Any
 
 import orjson
 
+from msgflo import errors
+
 PROTOCOL_VERSION = "0.8"
 """``requestId``/``responseTo`` exist since 0.8; fbp-protocol 0.9.8's tools accept it."""
 
@@ -172,7 +174,7 @@ def error(protocol: str, message: str, response_to: str | None = None) -> dict[s
     return build(target, "error", {"message": message}, response_to)
 
 
-class ProtocolError(Exception):
+class ProtocolError(errors.ProtocolError):
     """A request the runtime refuses; the message is what the client reads."""
 
 

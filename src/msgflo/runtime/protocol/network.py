@@ -90,7 +90,7 @@ async def persist(req: Request) -> None:
     try:
         req.runtime.save()
     except (GraphError, OSError) as exc:
-        raise ProtocolError(f"network:persist: {exc}") from None
+        raise ProtocolError(f"network:persist: {exc}") from exc
     await req.reply("persist", {})
 
 

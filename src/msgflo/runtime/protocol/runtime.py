@@ -50,7 +50,7 @@ async def packet(req: Request) -> None:
                 wire(PortRef(exported.node, exported.port)), req.payload.get("payload")
             )
         except CoordinatorError as exc:
-            raise ProtocolError(f"runtime:packet: {exc}") from None
+            raise ProtocolError(f"runtime:packet: {exc}") from exc
     await req.reply(
         "packetsent",
         {"port": port, "event": event, "graph": graph_id, "payload": req.payload.get("payload")},
