@@ -12,7 +12,7 @@ import enum
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -208,7 +208,7 @@ class Client(ABC):
         for listener in list(self._reconnect_listeners):
             await listener()
 
-    async def __aenter__(self) -> Client:
+    async def __aenter__(self) -> Self:
         await self.connect()
         return self
 
