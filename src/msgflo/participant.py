@@ -47,8 +47,8 @@ def discovery_period() -> float:
         return DEFAULT_DISCOVERY_PERIOD
     try:
         value = float(raw)
-    except ValueError:
-        raise ValueError(f"MSGFLO_DISCOVERY_PERIOD={raw!r} is not a number of seconds") from None
+    except ValueError as exc:
+        raise ValueError(f"MSGFLO_DISCOVERY_PERIOD={raw!r} is not a number of seconds") from exc
     if value <= 0:
         raise ValueError(f"MSGFLO_DISCOVERY_PERIOD={raw!r} must be positive")
     return value

@@ -329,7 +329,7 @@ def test_kubernetes_bad_autoscale_file(shop: Path, content: str, message: str) -
     (shop / "bad.guv.yaml").write_text(content)
     code, out, err = run("kubernetes", "shop.fbp", "--image", "x", "--autoscale", "bad.guv.yaml")
     assert code == 1 and out == ""
-    assert err.startswith("msgflo-generate: error: bad.guv.yaml: ") and message in err
+    assert err.startswith("msgflo-generate: bad.guv.yaml: ") and message in err
     assert err.count("\n") == 1
 
 

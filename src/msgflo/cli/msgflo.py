@@ -24,14 +24,14 @@ from typing import Any
 import click
 
 from msgflo.broker import configured_broker, embedded_broker
+from msgflo.cli.common import one_line_errors
 from msgflo.coordinator import Coordinator, CoordinatorOptions, Event, EventKind
 from msgflo.graph import Graph, GraphError, load_graph
-from msgflo.library import Library, LibraryError
+from msgflo.library import Library
 from msgflo.runner import setup_logging
 from msgflo.runtime import (
     MAIN_GRAPH,
     Access,
-    AccessError,
     Endpoint,
     Runtime,
     RuntimeOptions,
@@ -40,13 +40,13 @@ from msgflo.runtime import (
 )
 from msgflo.runtime.api import queue_line
 from msgflo.runtime.ping import DEFAULT_URL, AlivePing, alive_ping
-from msgflo.transport import Address, TransportError, get_broker
+from msgflo.transport import Address, get_broker
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 PROGRAM = "msgflo"
 
 
-class GraphFileError(Exception):
+class GraphFileError(GraphError):
     """The graph file cannot be read or parsed; the message names the file."""
 
 
@@ -59,7 +59,7 @@ def read_graph_model(path: Path) -> Graph:
     try:
         return load_graph(path)
     except GraphError as exc:
-        raise GraphFileError(str(exc)) from None
+        raise GraphFileError(str(exc)) from exc
 
 
 @dataclass
@@ -398,7 +398,7 @@ def main(
 ) -> None:
     """Run GRAPH as a distributed network of participants and keep it running until Ctrl-C."""
     setup_logging()
-    try:
+    with one_line_errors(PROGRAM):
         library = load_library(library_file, componentdir)
         options = CoordinatorOptions(
             ignore=tuple(ignore),
@@ -423,14 +423,12 @@ def main(
             ),
             AlivePing(ping_url, ping_method, ping_interval),
         )
-    except (LibraryError, AccessError, OSError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
     streams = frozenset(s.strip() for s in forward.split(",") if s.strip())
     try:
-        code = asyncio.run(run(graph_file, broker, library, options, streams, server, broker_port))
-    except (TransportError, GraphFileError) as exc:
-        click.echo(f"{PROGRAM}: {exc}", err=True)
-        sys.exit(1)
+        with one_line_errors(PROGRAM):
+            code = asyncio.run(
+                run(graph_file, broker, library, options, streams, server, broker_port)
+            )
     except OSError as exc:
         hint = "; choose another --port, or --port 0 for any free one" if port else ""
         click.echo(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from msgflo.cli.common import broker_option
+from msgflo.cli.common import broker_option, one_line_errors
 from msgflo.errors import LibraryError
 from msgflo.participant import Participant
 from msgflo.participant_file import find_participant, load_module
@@ -75,10 +75,8 @@ def main(
 ) -> None:
     """Run the msgflo participant defined in FILE under ROLE (its node name in the graph)."""
     parse_iips(iips)
-    try:
+    with one_line_errors("msgflo-python"):
         module = load_module(file)
-    except LibraryError as exc:
-        raise click.ClickException(str(exc)) from exc
     try:
         cls = find_participant(module, file, class_name)
     except LibraryError as exc:

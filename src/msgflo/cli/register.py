@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 
 import click
 
-from msgflo.cli.common import broker_option, run_command
+from msgflo.cli.common import broker_option, one_line_errors, run_command
 from msgflo.control import DiscoveryResponder
-from msgflo.foreign import DeclarationError, load_declaration
+from msgflo.foreign import load_declaration
 from msgflo.participant import HEARTBEAT_DIVISOR, discovery_period
 from msgflo.runner import setup_logging, until_stopped, within_grace
 from msgflo.transport import Client, get_client
@@ -128,12 +128,10 @@ def heartbeat_options(forever: bool) -> Callable[[F], F]:
     return decorate
 
 
-def load_all(declarations: Sequence[tuple[str | None, Path]]) -> list[dict[str, Any]]:
+def load_all(program: str, declarations: Sequence[tuple[str | None, Path]]) -> list[dict[str, Any]]:
     """Every declaration, validated before anything is sent: one bad file sends nothing."""
-    try:
+    with one_line_errors(program):
         return [load_declaration(path, role) for role, path in declarations]
-    except DeclarationError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 def start(
@@ -148,7 +146,7 @@ def start(
     try:
         period = interval or discovery_period()
     except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise click.UsageError(str(exc)) from exc
     run_command(
         program,
         register(
@@ -185,5 +183,5 @@ def main(
     """
     if not roles:
         raise click.UsageError("Missing option '--role ROLE:FILE'")
-    definitions = load_all([parse_role(value) for value in roles])
+    definitions = load_all("msgflo-register", [parse_role(value) for value in roles])
     start("msgflo-register", broker, definitions, interval, forever, connect_timeout)

@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import click
-import orjson
 
-from msgflo.cli.common import broker_option
-from msgflo.cli.msgflo import GraphFileError, Printer, load_library, read_graph
+from msgflo.cli.common import broker_option, one_line_errors
+from msgflo.cli.msgflo import Printer, load_library, read_graph
 from msgflo.coordinator import Coordinator, CoordinatorOptions, EventKind
-from msgflo.library import Library, LibraryError
+from msgflo.library import Library
 from msgflo.runner import DEFAULT_BROKER
-from msgflo.transport import Address, TransportError, get_broker
+from msgflo.transport import Address, get_broker
 from msgflo.wiring import GraphSpec, Status, pretty_format
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -148,12 +147,10 @@ def main(
     shell: str | None,
 ) -> None:
     """Set up the broker bindings of GRAPH (.fbp or .json) and print them."""
-    try:
+    with one_line_errors(PROGRAM):
         library = load_library(library_file, componentdir) if participants else None
         graph_json = read_graph(graph)
         spec = GraphSpec.from_json(graph_json)
-    except (LibraryError, OSError, orjson.JSONDecodeError, GraphFileError) as exc:
-        raise click.ClickException(str(exc)) from None
     roles = spec.participant_roles()
     chosen = _names(only)
     unknown = [role for role in chosen if role not in spec.processes]
@@ -173,7 +170,7 @@ def main(
         wait_timeout=timeout + 1,  # the summary of what is missing comes first
     )
     streams = frozenset(s.strip() for s in forward.split(",") if s.strip())
-    try:
+    with one_line_errors(PROGRAM):
         code = asyncio.run(
             setup(
                 graph_json,
@@ -185,7 +182,4 @@ def main(
                 forward=streams,
             )
         )
-    except TransportError as exc:
-        click.echo(f"{PROGRAM}: {exc}", err=True)
-        sys.exit(1)
     sys.exit(code)

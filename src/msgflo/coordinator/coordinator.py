@@ -322,7 +322,7 @@ class Coordinator:
             try:
                 find_queue(definition, direction, ref.port)
             except WiringError as exc:
-                raise CoordinatorError(str(exc)) from None
+                raise CoordinatorError(str(exc)) from exc
 
     async def add_edge(self, src: Endpoint, tgt: Endpoint) -> Planned:
         """Connect two ports; returns the edge's wiring (pending until both are discovered)."""
@@ -406,7 +406,7 @@ class Coordinator:
             queue = find_queue(definition, Direction.IN, tgt.port)
             await self.broker.send_to(QueueKind.IN, queue, data)
         except (WiringError, TransportError) as exc:
-            raise CoordinatorError(f"cannot send to {tgt}: {exc}") from None
+            raise CoordinatorError(f"cannot send to {tgt}: {exc}") from exc
 
     # -- observing -------------------------------------------------------------------------
 

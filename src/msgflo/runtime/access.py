@@ -18,8 +18,10 @@ from pathlib import Path
 
 import yaml
 
+from msgflo.errors import ConfigError
 
-class AccessError(Exception):
+
+class AccessError(ConfigError):
     """A secrets file or access setting that cannot be used; names the file and entry."""
 
 
@@ -178,9 +180,9 @@ def load_secrets(path: Path) -> dict[str, Level]:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise AccessError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise AccessError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     except yaml.YAMLError as exc:
-        raise AccessError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise AccessError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from exc
     if not isinstance(raw, Mapping) or not raw:
         raise AccessError(f"{path}: expected a mapping of secret to level (read or full)")
     secrets: dict[str, Level] = {}

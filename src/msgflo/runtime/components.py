@@ -13,6 +13,7 @@ from typing import Any
 
 from msgflo.foreign import DeclarationError, load_declaration
 from msgflo.library import Component, Library
+from msgflo.runtime.protocol.payloads import ComponentPayload
 from msgflo.source_definition import python_definition
 
 PORT_FIELDS = ("schema", "required", "addressable", "description", "values", "default")
@@ -64,9 +65,9 @@ def definition_of(component: Component, library: Library) -> dict[str, Any]:
     return {}
 
 
-def component_payload(component: Component, library: Library) -> dict[str, Any]:
+def component_payload(component: Component, library: Library) -> ComponentPayload:
     definition = definition_of(component, library)
-    payload: dict[str, Any] = {
+    payload: ComponentPayload = {
         "name": component.name,
         "subgraph": component.path is not None and component.path.suffix in GRAPH_LANGUAGES,
         "inPorts": port_definitions(definition.get("inports")),

@@ -610,7 +610,7 @@ class AmqpClient(Client):
                     self._topology.pop(key, None)
                 raise TransportError(
                     f"{what} refused by {self.address.redacted()}: {_refusal(error)}"
-                ) from None
+                ) from error
 
     def _forget(self, predicate: Callable[[_Key], bool]) -> None:
         for key in [k for k in self._topology if predicate(k)]:
@@ -704,13 +704,13 @@ class AmqpClient(Client):
         exchange, routing_key = (name, "") if kind is QueueKind.OUT else ("", name)
         try:
             await self._publish_apart(exchange, routing_key, body, mandatory=True)
-        except aiormq.exceptions.PublishError:
+        except aiormq.exceptions.PublishError as exc:
             if kind is QueueKind.OUT:
                 raise TransportError(
                     f"no queue is bound to exchange {name!r} on {self.address.redacted()}: "
                     "the message was dropped"
-                ) from None
-            raise TransportError(await self._missing(name, "queue")) from None
+                ) from exc
+            raise TransportError(await self._missing(name, "queue")) from exc
 
     async def _publish_apart(
         self,
@@ -753,7 +753,7 @@ class AmqpClient(Client):
                     continue  # the connection dropped: publish again on the next one
                 raise TransportError(
                     f"publish to {target} refused by {self.address.redacted()}: {_refusal(exc)}"
-                ) from None
+                ) from exc
             if isinstance(confirm, spec.Basic.Nack):
                 raise TransportError(
                     f"publish to {target} on {self.address.redacted()} failed: refused by the broker"

@@ -12,16 +12,18 @@ import enum
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
+
+from msgflo.errors import ConnectError
 
 DISCOVERY_QUEUE = "fbp"
 """Queue (AMQP) or topic (MQTT) that carries discovery messages, as in every msgflo library."""
 
 
-class TransportError(Exception):
+class TransportError(ConnectError):
     """A broker could not be reached or refused an operation; the message names URL and cause."""
 
 
@@ -140,7 +142,7 @@ class Address:
         try:
             port = parts.port
         except ValueError as exc:
-            raise TransportError(f"broker URL {url!r}: {exc}") from None
+            raise TransportError(f"broker URL {url!r}: {exc}") from exc
         return cls(
             url=url,
             scheme=parts.scheme.lower(),
@@ -158,10 +160,10 @@ class Address:
             return default
         try:
             return int(raw)
-        except ValueError:
+        except ValueError as exc:
             raise TransportError(
                 f"broker URL {self.url!r}: option {name}={raw!r} is not a whole number"
-            ) from None
+            ) from exc
 
     def redacted(self) -> str:
         """The URL without its password, for log lines and errors."""
@@ -206,7 +208,7 @@ class Client(ABC):
         for listener in list(self._reconnect_listeners):
             await listener()
 
-    async def __aenter__(self) -> Client:
+    async def __aenter__(self) -> Self:
         await self.connect()
         return self
 
