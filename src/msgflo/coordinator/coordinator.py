@@ -239,11 +239,12 @@ class Coordinator:
         self.state.save(force=True)
 
     def _forget(self) -> None:
-        for instance in self.registry.forget(self.nodes.__contains__):
-            if self.library is not None and not any(
-                i.component == instance.component for i in self.registry.instances.values()
-            ):
-                self.library.forget_discovered(instance.component)
+        forgotten = self.registry.forget(self.nodes.__contains__)
+        if self.library is None or not forgotten:
+            return
+        remaining = {i.component for i in self.registry.instances.values()}
+        for component in {i.component for i in forgotten} - remaining:
+            self.library.forget_discovered(component)
 
     # -- discovery ----------------------------------------------------------------------
 

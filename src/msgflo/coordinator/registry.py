@@ -9,9 +9,9 @@ import enum
 import json
 import logging
 import os
+import re
 import tempfile
 import time
-import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -107,7 +107,7 @@ def _identifier(value: Any, field: str) -> str:
         return ""
     if not isinstance(value, str):
         raise InvalidDiscovery(f"{field} must be a string, not {_kind(value)}")
-    if any(_is_control(c) for c in value):
+    if _CONTROL.search(value):
         raise InvalidDiscovery(f"{field} {escape(value[:80])!r} contains control characters")
     return value
 
@@ -153,18 +153,18 @@ def _kind(value: Any) -> str:
     )
 
 
-def _is_control(char: str) -> bool:
-    return unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp")
+_CONTROL = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f"
+    "\ufeff\ufff9-\ufffb]"
+)
+"""Control characters, line and paragraph separators, and the invisible formatting characters
+(bidirectional overrides among them) that could make a line print as something else."""
 
 
 def escape(text: str) -> str:
-    """``text`` with control characters (and line or paragraph separators) written as
-    escapes: whatever a sender puts in it stays on one line of ours."""
-    if not any(_is_control(c) for c in text):
-        return text
-    return "".join(
-        c.encode("unicode_escape").decode("ascii") if _is_control(c) else c for c in text
-    )
+    """``text`` with control characters written as escapes: whatever a sender puts in it
+    stays on one line of ours and reads as what it is."""
+    return _CONTROL.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), text)
 
 
 def sender_of(data: Any) -> str:
@@ -286,8 +286,9 @@ class Registry:
         node in the graph (``needed(role)`` is false), and all but the most recently seen of
         the others, whose definition keeps the bindings of a participant that is away."""
         keep: dict[str, Instance] = {}
+        live = {i.role for i in self.instances.values() if not i.gone}
         for instance in self.instances.values():
-            if not instance.gone or not needed(instance.role) or self.count(instance.role):
+            if not instance.gone or not needed(instance.role) or instance.role in live:
                 continue
             current = keep.get(instance.role)
             if current is None or instance.last_seen > current.last_seen:
