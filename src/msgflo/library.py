@@ -355,6 +355,15 @@ class Library:
         existing.definition = cleaned
         return True
 
+    def forget_discovered(self, name: str) -> None:
+        """Drop a component known only from discovery (its last participant is forgotten); one
+        the library can start or that its configuration declares stays."""
+        component = self.components.get(name)
+        if component is None or name in self.config.components:
+            return
+        if not component.startable and component.path is None:
+            del self.components[name]
+
     # -- lookup ------------------------------------------------------------------------
 
     def find(self, name: str) -> Component | None:

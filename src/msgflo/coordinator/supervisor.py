@@ -16,7 +16,7 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,8 +59,12 @@ class Child:
         options: SupervisorOptions,
         emit: Listener,
         gate: asyncio.Semaphore,
+        exited: Callable[[str, float], None] = lambda role, since: None,
     ) -> None:
         self.role = role
+        self.exited = exited
+        """Told ``(role, started)`` (wall time) each time the command ends, before any
+        restart: what that process announced is gone at once."""
         self.argv = list(argv)
         self.options = options
         self.emit = emit
@@ -85,8 +89,9 @@ class Child:
 
     async def _supervise(self) -> None:
         while not self._stopping:
-            started = time.monotonic()
+            started, since = time.monotonic(), time.time()
             code = await self._run_once()
+            self.exited(self.role, since)
             if self._stopping:
                 return
             ran = time.monotonic() - started
@@ -235,8 +240,10 @@ class Supervisor:
         *,
         ignore: Sequence[str] = (),
         shell: str | None = None,
+        exited: Callable[[str, float], None] = lambda role, since: None,
     ) -> None:
         self.library = library
+        self.exited = exited
         self.ignore = ignore
         self.shell = shell
         """Run each command as ``SHELL -c COMMAND`` (``msgflo-setup --shell``)."""
@@ -284,7 +291,7 @@ class Supervisor:
         except LibraryError as exc:
             self.events.warn_once(f"command {role}", f"{role}: {exc}", EventKind.ERROR, role)
             return
-        child = Child(role, argv, self.options, self.events.emit, self._gate)
+        child = Child(role, argv, self.options, self.events.emit, self._gate, self.exited)
         self.children[role] = child
         child.start()
 

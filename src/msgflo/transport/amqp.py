@@ -1070,6 +1070,8 @@ class AmqpClient(Client):
 class AmqpBroker(AmqpClient, Broker):
     """Bindings are real RabbitMQ bindings, laid out as msgflo-nodejs' MessageBroker does."""
 
+    bindings_outlive_clients = True
+
     def __init__(self, address: Address, *, connect_timeout: float = 30.0) -> None:
         super().__init__(address, connect_timeout=connect_timeout)
         self._bindings: dict[Binding, None] = {}

@@ -345,6 +345,10 @@ class Client(ABC):
 class Broker(Client):
     """What the coordinator and the setup tools need on top of a client: bindings and observing."""
 
+    bindings_outlive_clients: ClassVar[bool] = False
+    """Whether a binding stays on the broker after the client that made it is gone (RabbitMQ),
+    so that one made by an earlier run must be removed explicitly."""
+
     @abstractmethod
     async def add_binding(self, binding: Binding) -> None:
         """Route what is sent to ``binding.src`` to ``binding.tgt`` from now on (see
