@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,11 @@ async def keep_announcing(client: Client, message: dict[str, Any], every: float)
     while True:
         await client.send_discovery(encode(message))
         await asyncio.sleep(every)
+
+
+def ready_count(events: Events, kind: EventKind, count: int) -> Callable[[], bool]:
+    """A condition: ``count`` events of ``kind`` about node ``c`` have arrived."""
+    return lambda: len(events.of(kind, "c")) == count
 
 
 async def test_a_forged_newcomer_never_takes_an_edge_from_a_live_participant(prefix: str) -> None:
@@ -241,14 +246,10 @@ async def test_a_child_seen_to_exit_is_not_counted(prefix: str, tmp_path: Path) 
     async with coordinating(prefix, library=library) as (coordinator, events, client):
         await coordinator.load_graph({"processes": {"c": {"component": "Short"}}})
         for run in (1, 2):
-            await events.wait(
-                lambda run=run: len(events.of(EventKind.PROCESS_READY, "c")) == run, "started"
-            )
+            await events.wait(ready_count(events, EventKind.PROCESS_READY, run), "started")
             await client.send_discovery(encode(announcement(f"c-{run}", "c", "c.OUT")))
             await until(lambda: coordinator.registry.count("c") == 1, "one running")
-            await events.wait(
-                lambda run=run: len(events.of(EventKind.PARTICIPANT_GONE, "c")) == run, "exit"
-            )
+            await events.wait(ready_count(events, EventKind.PARTICIPANT_GONE, run), "exit")
             assert coordinator.registry.count("c") == 0
         gone = [e.message for e in events.of(EventKind.PARTICIPANT_GONE, "c")]
         assert gone == [f"c: participant c-{n} gone (its process exited)" for n in (1, 2)]

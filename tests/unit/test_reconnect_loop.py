@@ -28,7 +28,7 @@ async def run_loop(monkeypatch: pytest.MonkeyPatch, failure: BaseException) -> l
         delays.append(delay)
         await real_sleep(0)
 
-    monkeypatch.setattr(reconnect.asyncio, "sleep", sleep)
+    monkeypatch.setattr(asyncio, "sleep", sleep)
     client = get_client("memory://reconnect-loop")
     lost_once = asyncio.Event()
     attempts = 0
