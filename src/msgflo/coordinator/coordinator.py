@@ -35,7 +35,7 @@ from msgflo.coordinator.registry import (
     change_event,
     expire_forever,
 )
-from msgflo.coordinator.supervisor import Child, Supervisor, SupervisorOptions
+from msgflo.coordinator.supervisor import Instances, Supervisor, SupervisorOptions
 from msgflo.coordinator.taps import Observers, TapHandler
 from msgflo.library import Library, LibraryError
 from msgflo.participant import discovery_period
@@ -78,6 +78,8 @@ class CoordinatorOptions:
     max_failures: int = 5
     stop_grace: float = 5.0
     backoff_base: float = 0.5
+    instances: Mapping[str, int] = field(default_factory=dict)
+    """Copies of a role to start (one when not given); an autoscaler changes them later."""
 
     def supervisor_options(self) -> SupervisorOptions:
         return SupervisorOptions(
@@ -125,7 +127,12 @@ class Coordinator:
         self.edges: list[Link] = []
         self.initials = Initials(broker, self.registry, self.events, lambda: self.wiring)
         self.supervisor = Supervisor(
-            library, opts.supervisor_options(), self.events, ignore=opts.ignore, shell=opts.shell
+            library,
+            opts.supervisor_options(),
+            self.events,
+            ignore=opts.ignore,
+            shell=opts.shell,
+            instances=opts.instances,
         )
         self.binder = Binder(
             broker, self.registry, self.events, static=opts.static, spawn=self._spawn
@@ -139,7 +146,7 @@ class Coordinator:
     # -- what other parts read ------------------------------------------------------------
 
     @property
-    def children(self) -> dict[str, Child]:
+    def children(self) -> dict[str, Instances]:
         return self.supervisor.children
 
     @property
