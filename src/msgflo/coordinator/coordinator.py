@@ -37,7 +37,7 @@ from msgflo.coordinator.registry import (
     expire_forever,
     winner_event,
 )
-from msgflo.coordinator.supervisor import Child, Supervisor, SupervisorOptions
+from msgflo.coordinator.supervisor import Instances, Supervisor, SupervisorOptions
 from msgflo.coordinator.taps import Observers, TapHandler
 from msgflo.library import Library, LibraryError
 from msgflo.participant import discovery_period
@@ -80,6 +80,8 @@ class CoordinatorOptions:
     max_failures: int = 5
     stop_grace: float = 5.0
     backoff_base: float = 0.5
+    instances: Mapping[str, int] = field(default_factory=dict)
+    """Copies of a role to start (one when not given); an autoscaler changes them later."""
 
     def supervisor_options(self) -> SupervisorOptions:
         return SupervisorOptions(
@@ -135,6 +137,7 @@ class Coordinator:
             ignore=opts.ignore,
             shell=opts.shell,
             exited=self._child_exited,
+            instances=opts.instances,
         )
         self.binder = Binder(
             broker, self.registry, self.events, static=opts.static, spawn=self._spawn
@@ -152,7 +155,7 @@ class Coordinator:
     # -- what other parts read ------------------------------------------------------------
 
     @property
-    def children(self) -> dict[str, Child]:
+    def children(self) -> dict[str, Instances]:
         return self.supervisor.children
 
     @property

@@ -36,6 +36,7 @@ class EventKind(enum.StrEnum):
     OUTPUT = "output"
     DATA = "data"
     GRAPH_CHANGED = "graph-changed"
+    AUTOSCALE = "autoscale"
     INFO = "info"
     WARNING = "warning"
     ERROR = "error"

@@ -760,21 +760,35 @@ class AmqpClient(Client):
                 )
             return
 
-    async def _exists(self, name: str, what: str) -> bool:
-        """A passive declare of queue or exchange ``name``, on a channel it may close (404)."""
+    async def _passive(
+        self, name: str, what: str
+    ) -> spec.Queue.DeclareOk | spec.Exchange.DeclareOk | None:
+        """A passive declare of queue or exchange ``name``, on a channel it may close (404):
+        the broker's answer, or ``None`` when there is no such thing."""
         session = await self._wait_session()
         channel = await session.amqp.channel(publisher_confirms=False)
         try:
             if what == "queue":
-                await channel.queue_declare(name, passive=True)
-            else:
-                await channel.exchange_declare(name, passive=True)
+                return await channel.queue_declare(name, passive=True)
+            return await channel.exchange_declare(name, passive=True)
         except aiormq.exceptions.ChannelNotFoundEntity:
-            return False
+            return None
         finally:
             if not channel.is_closed:
                 await channel.close()
-        return True
+
+    async def _exists(self, name: str, what: str) -> bool:
+        return await self._passive(name, what) is not None
+
+    async def queue_depth(self, name: str) -> int | None:
+        """The ready count of a passive declare (RabbitMQ leaves out what consumers hold)."""
+        try:
+            answer = await self._passive(name, "queue")
+        except (aiormq.exceptions.AMQPError, ConnectionError) as exc:
+            raise TransportError(
+                f"cannot count queue {name!r} on {self.address.redacted()}: {_cause(exc)}"
+            ) from exc
+        return int(answer.message_count or 0) if isinstance(answer, spec.Queue.DeclareOk) else 0
 
     async def _missing(self, name: str, *kinds: str) -> str:
         """``queue 'x.in' does not exist on ...; did you mean 'x.IN'?`` (names are case-sensitive)."""

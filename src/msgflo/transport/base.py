@@ -314,6 +314,12 @@ class Client(ABC):
     async def unsubscribe_broadcast(self, channel: str) -> None:
         """Stop receiving ``channel``; a no-op when not subscribed."""
 
+    async def queue_depth(self, name: str) -> int | None:
+        """Messages waiting in inqueue ``name`` for a consumer (delivered but unacked ones do
+        not count), or ``None`` where the broker keeps no queue it can count (MQTT, NATS).
+        A queue that does not exist holds nothing: 0.  What an autoscaler polls."""
+        return None
+
     async def flush(self) -> None:
         """Wait until everything sent so far is confirmed by the broker (where it confirms)."""
 

@@ -240,6 +240,13 @@ class MemoryClient(Client):
             return
         delivery.consumer.settle(delivery, dead_letter=dead_letter, requeue=requeue)
 
+    async def queue_depth(self, name: str) -> int | None:
+        """Exact: the backlog plus what waits in consumers' inboxes, not what they handle."""
+        queue = self.hub.queues.get(name)
+        if queue is None:
+            return 0
+        return len(queue.backlog) + sum(c.inbox.qsize() for c in queue.consumers)
+
     async def send_discovery(self, body: bytes) -> None:
         self.hub.publish(DISCOVERY_QUEUE, body)
 
