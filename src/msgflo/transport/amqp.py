@@ -79,6 +79,7 @@ from msgflo.transport.base import (
     DataHandler,
     Message,
     MessageHandler,
+    QueueDepth,
     QueueKind,
     TransportError,
     decode,
@@ -450,6 +451,8 @@ class AmqpClient(Client):
         # Acks and nacks wait here until the publishes made before them are confirmed.
         self._settle_queue: deque[_Settle] = deque()
         self._turn_end_scheduled = False
+        # A channel of its own for passive declares (a 404 closes it, and only it).
+        self._probe: tuple[_Session, AbstractChannel] | None = None
 
     # -- connection lifecycle -------------------------------------------------------------------
 
@@ -775,6 +778,22 @@ class AmqpClient(Client):
             if not channel.is_closed:
                 await channel.close()
         return True
+
+    async def queue_depth(self, name: str) -> QueueDepth | None:
+        """A passive declare: RabbitMQ answers with the ready messages and consumers of the
+        queue, no management plugin needed."""
+        session = self._session
+        if not self._running or session is None or not session.alive:
+            return None
+        try:
+            if self._probe is None or self._probe[0] is not session or self._probe[1].is_closed:
+                self._probe = (session, await session.amqp.channel(publisher_confirms=False))
+            ok = await self._probe[1].queue_declare(name, passive=True)
+        except (aiormq.exceptions.AMQPError, ConnectionError, TimeoutError) as exc:
+            log.debug("no depth for queue %r: %s", name, _cause(exc))
+            self._probe = None
+            return None
+        return QueueDepth(int(ok.message_count or 0), int(ok.consumer_count or 0))
 
     async def _missing(self, name: str, *kinds: str) -> str:
         """``queue 'x.in' does not exist on ...; did you mean 'x.IN'?`` (names are case-sensitive)."""

@@ -113,6 +113,15 @@ class Message:
         return self.acked or self.nacked
 
 
+@dataclass(frozen=True, slots=True)
+class QueueDepth:
+    """What a broker says of one queue: messages waiting (not yet delivered) and consumers;
+    ``None`` where it cannot tell."""
+
+    messages: int
+    consumers: int | None = None
+
+
 MessageHandler = Callable[[Message], Awaitable[None]]
 DataHandler = Callable[[Binding, Any], Awaitable[None]]
 ReconnectListener = Callable[[], Awaitable[None]]
@@ -321,6 +330,18 @@ class Client(ABC):
         to a topic nobody subscribes to is dropped without a word."""
         await self.send_raw(kind, name, body)
         await self.flush()
+
+    def held(self, name: str) -> int | None:
+        """Deliveries of the consumed queue ``name`` waiting inside this client for their
+        handler; ``None`` where the transport does not know (a broker-side queue is the place
+        to look there: :meth:`queue_depth`)."""
+        return None
+
+    async def queue_depth(self, name: str) -> QueueDepth | None:
+        """How many messages wait in the broker's queue ``name``; ``None`` when the broker
+        keeps no such queue (MQTT, core NATS), does not know it, or cannot be asked now.
+        Never raises: observing must not take anything down."""
+        return None
 
     async def tap(self, name: str, handler: MessageHandler) -> str:
         """Read what arrives at ``name`` and leave nothing behind on the broker once the client

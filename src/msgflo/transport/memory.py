@@ -27,6 +27,7 @@ from msgflo.transport.base import (
     DataHandler,
     Message,
     MessageHandler,
+    QueueDepth,
     QueueKind,
     TransportError,
     decode,
@@ -242,6 +243,19 @@ class MemoryClient(Client):
 
     async def send_discovery(self, body: bytes) -> None:
         self.hub.publish(DISCOVERY_QUEUE, body)
+
+    def held(self, name: str) -> int | None:
+        return sum(c.inbox.qsize() for c in self._consumers.get(name, ()))
+
+    async def queue_depth(self, name: str) -> QueueDepth | None:
+        """Exact: what waits for a consumer plus what consumers have not taken yet."""
+        if self._hub is None:
+            return None
+        queue = self._hub.queues.get(name)
+        if queue is None:
+            return None
+        waiting = len(queue.backlog) + sum(c.inbox.qsize() for c in queue.consumers)
+        return QueueDepth(waiting, len(queue.consumers))
 
     async def subscribe_broadcast(self, channel: str, handler: MessageHandler) -> None:
         """A private queue bound to the fanout exchange ``channel``, as on AMQP."""
