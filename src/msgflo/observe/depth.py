@@ -55,7 +55,7 @@ class DepthSource:
             await self._session.close()
             self._session = None
 
-    def _endpoint(self) -> tuple[str, aiohttp.BasicAuth | None]:
+    def _endpoint(self) -> tuple[str, str]:
         assert self.management_url is not None
         parts = urlsplit(self.management_url)
         broker = Address.parse(self.broker.url)
@@ -67,7 +67,7 @@ class DepthSource:
             netloc = f"{netloc}:{parts.port}"
         base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
         url = f"{base}/api/queues/{quote(vhost, safe='')}"
-        return url, aiohttp.BasicAuth(user, password)
+        return url, aiohttp.BasicAuth(user, password).encode()
 
     async def _management(self, wanted: set[str]) -> dict[str, Sample] | None:
         try:
@@ -75,7 +75,8 @@ class DepthSource:
             if self._session is None:
                 self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT))
             params = {"columns": "name,messages_ready,consumers,message_stats"}
-            async with self._session.get(url, auth=auth, params=params) as response:
+            headers = {"Authorization": auth}
+            async with self._session.get(url, headers=headers, params=params) as response:
                 if response.status != 200:
                     raise ValueError(f"HTTP {response.status} {response.reason}")
                 listing = await response.json(content_type=None)
@@ -92,7 +93,8 @@ class DepthSource:
                         _rate(stats, "deliver_get_details"),
                     )
         except (aiohttp.ClientError, TimeoutError, ValueError, TypeError, AttributeError) as exc:
-            said = f"management API {self.management_url}: {exc or type(exc).__name__}"
+            where = Address.parse(self.management_url or "").redacted()
+            said = f"management API {where}: {exc or type(exc).__name__}"
             if said != self.management_error:
                 log.warning("%s; queue depth from the broker protocol instead", said)
             self.management_error = said
