@@ -20,7 +20,6 @@ from msgflo.observe.depth import DepthSource
 from msgflo.runtime import Access
 from msgflo.transport import QueueKind, get_broker
 from tests.brokers import MOSQUITTO, RABBITMQ, require_broker
-
 from tests.unit.test_runtime_support import Rig, open_rig
 
 WAIT = 20.0
@@ -99,9 +98,11 @@ async def test_counters_rates_and_metrics_move_with_traffic(network: tuple[Rig, 
     try:
         body = await until(
             rig,
-            lambda s: (edge(s)["rate"] or 0) > 0
-            and (node(s, b)["inports"][0]["rate"] or 0) > 0
-            and node(s, a)["processing_ms"] is not None,
+            lambda s: (
+                (edge(s)["rate"] or 0) > 0
+                and (node(s, b)["inports"][0]["rate"] or 0) > 0
+                and node(s, a)["processing_ms"] is not None
+            ),
         )
     finally:
         stop.set()
@@ -125,7 +126,7 @@ async def test_counters_rates_and_metrics_move_with_traffic(network: tuple[Rig, 
 async def test_a_stopped_consumer_shows_depth_and_stalls(
     network: tuple[Rig, str, str], broker_url: str
 ) -> None:
-    rig, a, b = network
+    rig, _a, b = network
     await rig.participants[1].stop()
     queue = rig.participants[0].inport("in")["queue"]
     for n in range(5):
@@ -223,7 +224,7 @@ async def test_management_api_absent_refusing_or_present(prefix: str) -> None:
         while True:
             samples = await source.poll([queue])
             depth = samples[queue].depth
-            if depth is not None and depth.messages == 3 or time.monotonic() > deadline:
+            if (depth is not None and depth.messages == 3) or time.monotonic() > deadline:
                 break
             await asyncio.sleep(1)  # the management API's figures lag a few seconds
         await source.close()
@@ -232,6 +233,3 @@ async def test_management_api_absent_refusing_or_present(prefix: str) -> None:
     finally:
         await broker.remove_queue(QueueKind.IN, queue)
         await broker.disconnect()
-
-
-

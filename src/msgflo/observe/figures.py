@@ -145,7 +145,9 @@ class ParticipantFigures:
                 port: {"queue": c.queue, "received": c.count, "held": h}
                 for (port, c), h in zip(self.inports.items(), held, strict=True)
             },
-            "outports": {port: {"queue": c.queue, "sent": c.count} for port, c in self.outports.items()},
+            "outports": {
+                port: {"queue": c.queue, "sent": c.count} for port, c in self.outports.items()
+            },
             "processing": {
                 "bounds": list(self.processing.bounds),
                 "counts": list(self.processing.counts),

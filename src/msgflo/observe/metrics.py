@@ -22,6 +22,10 @@ from msgflo.observe.network import NetworkObserver
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
+EXPOSED_BOUNDS = (0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10.0)
+"""The histogram buckets a scrape shows (a subset of the reported ones: fewer lines per role,
+and text exposition costs per line)."""
+
 
 class _Figures(Collector):
     def __init__(self, observer: NetworkObserver) -> None:
@@ -56,15 +60,15 @@ class _Figures(Collector):
             same = [r for r in latest if r.bounds == bounds and r.counts]
             if same:
                 counts = [sum(c) for c in zip(*(r.counts for r in same), strict=True)]
-                cumulative, buckets = 0, []
-                for bound, count in zip([*map(repr, bounds), "+Inf"], counts, strict=True):
-                    cumulative += count
-                    buckets.append((bound, float(cumulative)))
-                processing.add_metric((role,), buckets, sum(r.seconds for r in same))
+                processing.add_metric(
+                    (role,), _buckets(bounds, counts), sum(r.seconds for r in same)
+                )
         yield from (received, sent, errors, nacks, processing)
 
         rate = GaugeMetricFamily(
-            "msgflo_port_rate", "Messages per second on a port", labels=("role", "port", "direction")
+            "msgflo_port_rate",
+            "Messages per second on a port",
+            labels=("role", "port", "direction"),
         )
         depth = GaugeMetricFamily(
             "msgflo_queue_depth", "Messages waiting in a queue", labels=("queue", "role", "port")
@@ -121,6 +125,16 @@ class _Figures(Collector):
             stalled.add_metric((label,), 1.0 if edge["stalled"] else 0.0)
             abnormal.add_metric((label,), 1.0 if edge["abnormal"] else 0.0)
         yield from (edge_rate, edge_depth, edge_state, stalled, abnormal)
+
+
+def _buckets(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, float]]:
+    """Cumulative counts at the exposed bounds that the reported bounds contain."""
+    cumulative, at = 0, {}
+    for bound, count in zip(bounds, counts, strict=False):
+        cumulative += count
+        at[bound] = cumulative
+    shown = [(repr(b), float(at[b])) for b in EXPOSED_BOUNDS if b in at]
+    return [*shown, ("+Inf", float(sum(counts)))]
 
 
 def registry_for(observer: NetworkObserver) -> CollectorRegistry:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from msgflo.coordinator import Coordinator, Event, EventKind
+from msgflo.coordinator.registry import Instance
 from msgflo.observe.collector import WINDOW, Collector, Track, summed
 from msgflo.observe.depth import DepthSource, Sample
 from msgflo.observe.figures import percentile
@@ -70,9 +71,7 @@ class _EdgeHistory:
         if not window or now - window[0][0] < STALL_AFTER - INTERVAL / 2:
             return False
         first, last = window[0], window[-1]
-        consumed = (
-            None if first[2] is None or last[2] is None else max(last[2] - first[2], 0)
-        )
+        consumed = None if first[2] is None or last[2] is None else max(last[2] - first[2], 0)
         if consumed:
             return False
         depths = [s[1] for s in window]
@@ -166,19 +165,11 @@ class NetworkObserver:
 
     # -- what to ask the broker ----------------------------------------------------------------
 
-    def _inqueues(self, role: str) -> dict[str, str]:
-        definition = self.coordinator.registry.definitions().get(role) or {}
+    @staticmethod
+    def _ports(definition: dict[str, Any] | None, kind: str) -> dict[str, str]:
         return {
             str(p["id"]): str(p["queue"])
-            for p in definition.get("inports", [])
-            if isinstance(p.get("queue"), str)
-        }
-
-    def _outqueues(self, role: str) -> dict[str, str]:
-        definition = self.coordinator.registry.definitions().get(role) or {}
-        return {
-            str(p["id"]): str(p["queue"])
-            for p in definition.get("outports", [])
+            for p in (definition or {}).get(kind, [])
             if isinstance(p.get("queue"), str)
         }
 
@@ -192,9 +183,10 @@ class NetworkObserver:
 
     def _queues(self) -> set[str]:
         wanted: set[str] = set()
+        definitions = self.coordinator.registry.definitions()
         for name, role in self.coordinator.nodes.items():
             if role.component not in VIRTUAL_COMPONENTS:
-                wanted.update(self._inqueues(name).values())
+                wanted.update(self._ports(definitions.get(name), "inports").values())
         wanted.update(self._dead_letter_queues().values())
         for planned in self.coordinator.wiring.values():
             if planned.binding is not None and planned.binding.tgt:
@@ -216,6 +208,10 @@ class NetworkObserver:
         coordinator = self.coordinator
         registry = coordinator.registry
         by_role = self.collector.by_role()
+        definitions = registry.definitions()
+        instances_of: dict[str, list[Instance]] = {}
+        for instance in registry.instances.values():
+            instances_of.setdefault(instance.role, []).append(instance)
         fresh = {role: [t for t in ts if not t.stale(now)] for role, ts in by_role.items()}
         dead = self._dead_letter_queues()
         nodes = []
@@ -225,12 +221,13 @@ class NetworkObserver:
         for name, role in coordinator.nodes.items():
             virtual = role.component in VIRTUAL_COMPONENTS
             tracks, live = by_role.get(name, []), fresh.get(name, [])
-            instances = registry.of_role(name, live=False)
+            instances = instances_of.get(name, [])
             seen = [i.last_seen for i in instances] + [t.latest.time for t in tracks]
             gone = {i.id for i in instances if i.gone}
             inports: list[dict[str, Any]] = []
             dead_letters = 0
-            for port, queue in ({} if virtual else self._inqueues(name)).items():
+            inqueues = {} if virtual else self._ports(definitions.get(name), "inports")
+            for port, queue in inqueues.items():
                 sample = self.samples.get(queue)
                 rate = summed(t.rate("received", port) for t in live)
                 if rate is None and sample is not None:
@@ -249,7 +246,8 @@ class NetworkObserver:
                     }
                 )
             outports = []
-            for port, queue in ({} if virtual else self._outqueues(name)).items():
+            outqueues = {} if virtual else self._ports(definitions.get(name), "outports")
+            for port, queue in outqueues.items():
                 rate = summed(t.rate("sent", port) for t in live)
                 sending[(name, port)] = rate
                 outports.append({"id": port, "queue": queue, "rate": _round(rate)})
@@ -257,7 +255,7 @@ class NetworkObserver:
                 {
                     "name": name,
                     "component": role.component,
-                    "instances": 0 if virtual else registry.count(name),
+                    "instances": 0 if virtual else len(instances) - len(gone),
                     "restarts": self.restarts.get(name, 0),
                     "last_seen": max(seen) if seen else None,
                     "stale": any(t.stale(now) and t.latest.id not in gone for t in tracks),
@@ -282,7 +280,7 @@ class NetworkObserver:
             planned = planned_of.get(edge)
             state = STATES[planned.status] if planned is not None else "pending"
             src, tgt = (edge.src.process, edge.src.port), (edge.tgt.process, edge.tgt.port)
-            target = self._inqueues(tgt[0]).get(tgt[1])
+            target = self._ports(definitions.get(tgt[0]), "inports").get(tgt[1])
             if target is None and planned is not None and planned.binding is not None:
                 target = planned.binding.tgt or None
             rate = sending.get(src)
@@ -316,7 +314,9 @@ class NetworkObserver:
             "broker": Address.parse(coordinator.options.broker_url).redacted(),
             "figures": {
                 "reports": self.collector.listening,
-                "depth": "management" if self.depths.management_url and not self.depths.management_error else "broker",
+                "depth": "management"
+                if self.depths.management_url and not self.depths.management_error
+                else "broker",
                 "management_error": self.depths.management_error,
             },
             "nodes": nodes,

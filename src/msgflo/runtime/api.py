@@ -35,7 +35,9 @@ def refusal(rt: Runtime, request: web.Request) -> web.Response | None:
         return web.json_response({"error": "invalid secret"}, status=403)
     if level is Level.NONE:
         return web.json_response(
-            {"error": f"a secret is needed (?secret=..., the {SECRET_HEADER} header or a bearer token)"},
+            {
+                "error": f"a secret is needed (?secret=..., the {SECRET_HEADER} header or a bearer token)"
+            },
             status=401,
         )
     return None

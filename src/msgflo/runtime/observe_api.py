@@ -8,6 +8,7 @@ the graph does.  The observer starts and stops with the HTTP server.
 
 from __future__ import annotations
 
+import time
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,8 @@ from msgflo.runtime.api import refusal
 from msgflo.runtime.core import Connection, Runtime
 
 PROTOCOL = "msgflo"
+SCRAPED_RECENTLY = 120.0
+"""While ``/metrics`` was asked for this recently, every tick renders it ahead of the scrape."""
 READS = frozenset({"protocol:network", "network:data", "network:status"})
 """Capabilities that let a client follow figures (any of them)."""
 
@@ -34,12 +37,26 @@ class Observing:
     metrics: CollectorRegistry
     followers: dict[Connection, str] = field(default_factory=dict)
     """Connection to the graph it asked about."""
+    _rendered: tuple[float, bytes] | None = None
+    _scraped = float("-inf")
+
+    def metrics_text(self) -> bytes:
+        """What the newest tick rendered; a scrape answers from it without rendering (text
+        exposition of a large network takes longer than a scrape should wait)."""
+        self._scraped = time.monotonic()
+        if self._rendered is None:
+            self._render()
+        assert self._rendered is not None
+        return self._rendered[1]
+
+    def _render(self) -> None:
+        self._rendered = (self.observer.snapshot.get("time", 0.0), render(self.metrics))
 
     async def push(self, snapshot: dict[str, Any]) -> None:
+        if time.monotonic() - self._scraped < SCRAPED_RECENTLY:
+            self._render()
         for connection, graph in list(self.followers.items()):
-            if connection not in self.runtime.connections or not (
-                READS & connection.capabilities
-            ):
+            if connection not in self.runtime.connections or not (READS & connection.capabilities):
                 self.followers.pop(connection, None)
                 continue
             await self.runtime.send(connection, figures_message(graph, snapshot))
@@ -113,10 +130,9 @@ async def _metrics(request: web.Request) -> web.Response:
     refused = refusal(state.runtime, request)
     if refused is not None:
         return refused
-    return web.Response(body=render(state.metrics), headers={"Content-Type": CONTENT_TYPE})
+    return web.Response(body=state.metrics_text(), headers={"Content-Type": CONTENT_TYPE})
 
 
 async def _network(request: web.Request) -> web.Response:
     state = request.app[OBSERVING_KEY]
     return refusal(state.runtime, request) or web.json_response(state.observer.snapshot)
-
