@@ -9,6 +9,7 @@ then comes from the transport, or is unknown.  Nothing here raises.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 from dataclasses import dataclass
@@ -67,7 +68,8 @@ class DepthSource:
             netloc = f"{netloc}:{parts.port}"
         base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
         url = f"{base}/api/queues/{quote(vhost, safe='')}"
-        return url, aiohttp.BasicAuth(user, password).encode()
+        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        return url, f"Basic {token}"
 
     async def _management(self, wanted: set[str]) -> dict[str, Sample] | None:
         try:
