@@ -21,11 +21,14 @@ import os
 import queue
 import secrets
 import threading
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar, cast
 
 from msgflo.control import ControlServer, DiscoveryResponder, share_group
+from msgflo.observe.figures import ParticipantFigures, reporting_interval
+from msgflo.observe.reporter import Reporter
 from msgflo.transport import Client, Message, QueueKind
 
 log = logging.getLogger(__name__)
@@ -170,12 +173,17 @@ class _LegacyWorker:
     def _run(self) -> None:
         process = cast(Callable[[str, Message], None], self._participant.process)
         inbox, hand_back = self._inbox, self.hand_back
+        figures = self._participant.figures
+        clock = time.perf_counter
         while (item := inbox.get()) is not None:
             port, msg = item
+            started = clock()
             try:
                 process(port, msg)
             except Exception as exc:
                 hand_back((_FAILED, msg, exc))
+            if figures is not None:
+                figures.processing.observe(clock() - started)
             hand_back((_FINISHED, None, None))
 
     def hand_back(self, op: _Op) -> None:
@@ -283,6 +291,9 @@ class Participant:
         self._responder: DiscoveryResponder | None = None
         self._attached: set[str] = set()
         self._settle_listeners: list[Callable[[Message, bool], None]] = []
+        self.figures: ParticipantFigures | None = None
+        """Counters of this participant while it runs with figures on (:mod:`msgflo.observe`)."""
+        self._reporter: Reporter | None = None
 
     # -- definition ------------------------------------------------------------------
 
@@ -346,6 +357,8 @@ class Participant:
             raise KeyError(f"{self.role}: outport {outport!r} has no queue")
         assert self.client is not None
         await self.client.send_to(QueueKind.OUT, queue, data)
+        if self.figures is not None:
+            self.figures.outports[outport].count += 1
 
     def on_settled(self, listener: Callable[[Message, bool], None]) -> None:
         """Call ``listener(message, acked)`` whenever this participant acks or nacks a message:
@@ -357,6 +370,8 @@ class Participant:
             return
         for listener in self._settle_listeners:
             listener(msg, ack)
+        if not ack and self.figures is not None:
+            self.figures.nacks += 1
         if msg.token is None or self.client is None:
             msg.acked, msg.nacked = ack, not ack
             return
@@ -384,6 +399,9 @@ class Participant:
             raise ValueError(f"{type(self).__name__}: no role given")
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
+        interval = reporting_interval()
+        if interval is not None:
+            self.figures = ParticipantFigures.of(self.definition)
         if self._sync_process:
             self._worker = _LegacyWorker(self, self._loop)
         for port in self.definition["outports"]:
@@ -409,6 +427,9 @@ class Participant:
         await self._responder.add(self.announce)
         period = discovery_period() / HEARTBEAT_DIVISOR
         self._heartbeat = asyncio.get_running_loop().create_task(self._beat(period))
+        if self.figures is not None and interval is not None:
+            self._reporter = Reporter(client, self.definition, self.figures, interval)
+            self._reporter.start()
 
     async def _attach(self, port: str, source: str) -> None:
         """A coordinator asks us to take ``port``'s input straight from ``source`` (MQTT)."""
@@ -459,6 +480,9 @@ class Participant:
         if self._worker is not None:
             await self._worker.stop()  # its thread may still send: keep it reachable until then
             self._worker = None
+        if self._reporter is not None:
+            await self._reporter.stop()
+            self._reporter = None
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -474,27 +498,41 @@ class Participant:
         if self._sync_process:
             worker = self._worker
             assert worker is not None
+            received = self.figures.inports[port] if self.figures is not None else None
 
             def legacy(msg: Message) -> Awaitable[None]:
                 msg.port = port
+                if received is not None:
+                    received.count += 1
                 return worker.submit(port, msg)
 
             return legacy
 
+        counted = self.figures.inports[port] if self.figures is not None else None
+        timing = self.figures.processing if self.figures is not None else None
+        clock = time.perf_counter
+
         async def modern(msg: Message) -> None:
             msg.port = port
+            if counted is not None:
+                counted.count += 1
+            started = clock() if timing is not None else 0.0
             try:
                 await self.process(port, msg)
             except Exception as exc:
                 await self._failed(port, msg, exc)
             else:
                 await self._settle(msg, ack=True)
+            if timing is not None:
+                timing.observe(clock() - started)
 
         return modern
 
     async def _failed(self, port: str, msg: Message, exc: Exception) -> None:
         """A failing ``process`` costs one message, never the participant."""
         log.error("%s: process(%r) failed: %s: %s", self.role, port, type(exc).__name__, exc)
+        if self.figures is not None:
+            self.figures.errors += 1
         if "error" in self._outqueues:
             report = {
                 "error": str(exc),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from msgflo.transport import QueueKind, get_broker
+from msgflo.transport import QueueDepth, QueueKind, get_broker
 from tests.brokers import MOSQUITTO, RABBITMQ, require_broker
 from tests.integration.run_helpers import Msgflo, Sink, run_msgflo
 
@@ -143,12 +143,12 @@ async def test_amqp_queue_depth_is_the_ready_count(prefix: str) -> None:
     broker = get_broker(RABBITMQ)
     await broker.connect()
     try:
-        assert await broker.queue_depth(f"{prefix}.missing") == 0
+        assert await broker.queue_depth(f"{prefix}.missing") is None
         await broker.create_queue(QueueKind.IN, f"{prefix}.IN")
         for n in range(7):
             await broker.send_to(QueueKind.IN, f"{prefix}.IN", n)
         await broker.flush()
-        assert await broker.queue_depth(f"{prefix}.IN") == 7
+        assert await broker.queue_depth(f"{prefix}.IN") == QueueDepth(7, 0)
     finally:
         await broker.remove_queue(QueueKind.IN, f"{prefix}.IN")
         await broker.disconnect()

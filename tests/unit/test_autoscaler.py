@@ -20,7 +20,7 @@ from msgflo.coordinator.events import Events
 from msgflo.coordinator.supervisor import Supervisor
 from msgflo.deploy.autoscale import RoleScaling, parse_config
 from msgflo.library import Library, LibraryConfig
-from msgflo.transport import Message, QueueKind, get_broker, get_client
+from msgflo.transport import Message, QueueDepth, QueueKind, get_broker, get_client
 
 TIMEOUT = 10.0
 SLEEPY = f"{sys.executable} -c \"import time; print('up', flush=True); time.sleep(60)\""
@@ -129,12 +129,12 @@ async def test_memory_queue_depth_counts_what_waits_not_what_is_handled(prefix: 
     client = get_client(f"memory://{prefix}")
     await client.connect()
     try:
-        assert await client.queue_depth(f"{prefix}.none") == 0
+        assert await client.queue_depth(f"{prefix}.none") is None
         queue = f"{prefix}.IN"
         await client.create_queue(QueueKind.IN, queue)
         for n in range(5):
             await client.send_to(QueueKind.IN, queue, n)
-        assert await client.queue_depth(queue) == 5
+        assert await client.queue_depth(queue) == QueueDepth(5, 0)
         handling = asyncio.Event()
 
         async def hold(message: Message) -> None:
@@ -143,7 +143,7 @@ async def test_memory_queue_depth_counts_what_waits_not_what_is_handled(prefix: 
 
         await client.subscribe_to_queue(queue, hold)
         await asyncio.wait_for(handling.wait(), TIMEOUT)
-        assert await client.queue_depth(queue) == 4
+        assert await client.queue_depth(queue) == QueueDepth(4, 1)
     finally:
         await client.disconnect()
 

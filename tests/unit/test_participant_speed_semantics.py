@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import msgflo
+from msgflo.observe.figures import FIGURES_CHANNEL
 from msgflo.participant import LEGACY_INFLIGHT
 from msgflo.transport import Address, Message, QueueKind
 from msgflo.transport.memory import MemoryClient
@@ -33,7 +34,8 @@ class RecordingClient(MemoryClient):
             self.all_settled.set()
 
     async def send_raw(self, kind: QueueKind, name: str, body: bytes) -> None:
-        self.log.append(("send", body))
+        if name != FIGURES_CHANNEL:  # the participant's own figures are not its output
+            self.log.append(("send", body))
         await super().send_raw(kind, name, body)
 
     async def ack_message(self, message: Message) -> None:

@@ -412,6 +412,12 @@ async def run(
     "with a secret, or beyond loopback (a secret is generated and printed).",
 )
 @click.option(
+    "--management-url",
+    envvar="MSGFLO_MANAGEMENT_URL",
+    help="RabbitMQ management API (http://user:pass@host:15672) for queue depths and rates in "
+    "/metrics and /api/network. Default: passive queue declares (env MSGFLO_MANAGEMENT_URL).",
+)
+@click.option(
     "--ping-url",
     default=DEFAULT_URL,
     show_default=True,
@@ -454,6 +460,7 @@ def main(
     secret: str | None,
     secrets_file: Path | None,
     default_access: str | None,
+    management_url: str | None,
     ping_url: str,
     ping_method: str,
     ping_interval: float,
@@ -488,6 +495,7 @@ def main(
                 graph_file=graph_file,
                 auto_save=auto_save,
                 namespace=library.namespace,
+                management_url=management_url,
             ),
             AlivePing(ping_url, ping_method, ping_interval),
         )

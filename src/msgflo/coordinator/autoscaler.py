@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from msgflo.coordinator.events import Event, EventKind, Events
 from msgflo.coordinator.supervisor import Supervisor
 from msgflo.deploy.autoscale import Decision, RoleScaling, Scaler
-from msgflo.transport import Client, TransportError
+from msgflo.transport import Client
 
 log = logging.getLogger(__name__)
 
@@ -73,14 +73,7 @@ class Autoscaler:
         """One step for one entry; ``False`` when this broker can never tell its queue depth."""
         scaling = scaler.scaling
         role, queue = scaling.worker, scaling.queue or ""
-        try:
-            queued = await self.broker.queue_depth(queue)
-        except TransportError as exc:
-            self.events.warn_once(
-                f"autoscale depth {scaling.name}", f"{scaling.name}: autoscaling paused: {exc}"
-            )
-            return True
-        if queued is None:
+        if not self.broker.counts_queues:
             count = self.supervisor.count(role)
             self.events.warn_once(
                 f"autoscale depth {scaling.name}",
@@ -88,6 +81,15 @@ class Autoscaler:
                 f"queued for {queue}; {role} keeps {count} instance(s), no autoscaling",
             )
             return False
+        depth = await self.broker.queue_depth(queue)
+        if depth is None:
+            self.events.warn_once(
+                f"autoscale depth {scaling.name}",
+                f"{scaling.name}: cannot count {queue} now (not declared yet, or the broker is "
+                "away); autoscaling waits",
+            )
+            return True
+        queued = depth.messages
         current = self.supervisor.count(role)
         if current is None:
             return True  # not running (removed from the graph, or still without a command)

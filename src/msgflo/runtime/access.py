@@ -72,6 +72,7 @@ SENDS: Mapping[str, frozenset[str]] = {
     "network:getstatus": frozenset({"protocol:network", "network:control", "network:status"}),
     "network:edges": frozenset({"protocol:network", "network:data"}),
     "network:persist": frozenset({"network:persist"}),
+    "msgflo:observe": frozenset({"protocol:network", "network:data", "network:status"}),
 }
 """Which capabilities permit a request; every ``graph:*`` edit needs ``protocol:graph`` and every
 ``trace:*`` request ``protocol:trace``. ``runtime:getruntime`` needs none."""

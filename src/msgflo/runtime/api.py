@@ -12,11 +12,35 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from aiohttp import web
+
+from msgflo.runtime.access import Level
 from msgflo.runtime.core import Runtime
 from msgflo.transport import Address
 from msgflo.wiring import VIRTUAL_COMPONENTS
 
 SECRET_HEADER = "X-Msgflo-Secret"
+
+
+def refusal(rt: Runtime, request: web.Request) -> web.Response | None:
+    """The answer to a request without read access (``None`` when it has it): the secret
+    comes as ``?secret=``, the :data:`SECRET_HEADER` header or a bearer token (what Prometheus
+    sends from ``authorization``/``bearer_token``)."""
+    secret = request.query.get("secret") or request.headers.get(SECRET_HEADER)
+    bearer = request.headers.get("Authorization", "")
+    if not secret and bearer.lower().startswith("bearer "):
+        secret = bearer[7:].strip()
+    level = rt.options.access.level(secret)
+    if level is None:
+        return web.json_response({"error": "invalid secret"}, status=403)
+    if level is Level.NONE:
+        return web.json_response(
+            {
+                "error": f"a secret is needed (?secret=..., the {SECRET_HEADER} header or a bearer token)"
+            },
+            status=401,
+        )
+    return None
 
 
 def port_queues(definition: Mapping[str, Any] | None, kind: str) -> dict[str, str | None]:

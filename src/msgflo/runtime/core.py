@@ -75,6 +75,8 @@ class RuntimeOptions:
     ready_timeout: float = 10.0
     """How long ``runtime:packet`` waits for a starting network before sending anyway."""
     namespace: str | None = None
+    management_url: str | None = None
+    """RabbitMQ's management HTTP API, for queue depths and rates (docs/observing.md)."""
 
 
 TRACE_BUFFERSIZE = 10_000

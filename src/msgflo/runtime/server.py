@@ -18,8 +18,8 @@ from urllib.parse import quote
 
 from aiohttp import WSMsgType, web
 
-from msgflo.runtime.access import Level
-from msgflo.runtime.api import SECRET_HEADER, listing
+from msgflo.runtime import observe_api
+from msgflo.runtime.api import listing, refusal
 from msgflo.runtime.core import Connection, Runtime
 from msgflo.runtime.protocol.dispatch import Dispatcher
 
@@ -56,6 +56,7 @@ def make_app(rt: Runtime, ide: str = "https://app.flowhub.io") -> web.Applicatio
     app[DISPATCHER_KEY] = Dispatcher(rt)
     app[INFO_KEY] = {"ide": ide}
     app.router.add_get("/api", _api)
+    observe_api.install(app, rt)
     app.router.add_get("/{tail:.*}", _entry)
     return app
 
@@ -71,16 +72,7 @@ async def _api(request: web.Request) -> web.StreamResponse:
     if request.headers.get("Upgrade", "").lower() == "websocket":
         return await _websocket(request)
     rt = request.app[RUNTIME_KEY]
-    secret = request.query.get("secret") or request.headers.get(SECRET_HEADER)
-    level = rt.options.access.level(secret)
-    if level is None:
-        return web.json_response({"error": "invalid secret"}, status=403)
-    if level is Level.NONE:
-        return web.json_response(
-            {"error": f"a secret is needed (?secret=... or the {SECRET_HEADER} header)"},
-            status=401,
-        )
-    return web.json_response(listing(rt))
+    return refusal(rt, request) or web.json_response(listing(rt))
 
 
 def _page(request: web.Request) -> web.Response:

@@ -79,6 +79,7 @@ from msgflo.transport.base import (
     DataHandler,
     Message,
     MessageHandler,
+    QueueDepth,
     QueueKind,
     TransportError,
     decode,
@@ -419,6 +420,7 @@ def _bind_exchange(destination: str, source: str) -> _Op:
 class AmqpClient(Client):
     scheme = "amqp"
     dead_letters = True
+    counts_queues = True
 
     def __init__(self, address: Address, *, connect_timeout: float = 30.0) -> None:
         super().__init__(address, connect_timeout=connect_timeout)
@@ -450,6 +452,8 @@ class AmqpClient(Client):
         # Acks and nacks wait here until the publishes made before them are confirmed.
         self._settle_queue: deque[_Settle] = deque()
         self._turn_end_scheduled = False
+        # A channel of its own for passive declares (a 404 closes it, and only it).
+        self._probe: tuple[_Session, AbstractChannel] | None = None
 
     # -- connection lifecycle -------------------------------------------------------------------
 
@@ -780,15 +784,21 @@ class AmqpClient(Client):
     async def _exists(self, name: str, what: str) -> bool:
         return await self._passive(name, what) is not None
 
-    async def queue_depth(self, name: str) -> int | None:
-        """The ready count of a passive declare (RabbitMQ leaves out what consumers hold)."""
+    async def queue_depth(self, name: str) -> QueueDepth | None:
+        """A passive declare: RabbitMQ answers with the ready messages and consumers of the
+        queue, no management plugin needed."""
+        session = self._session
+        if not self._running or session is None or not session.alive:
+            return None
         try:
-            answer = await self._passive(name, "queue")
-        except (aiormq.exceptions.AMQPError, ConnectionError) as exc:
-            raise TransportError(
-                f"cannot count queue {name!r} on {self.address.redacted()}: {_cause(exc)}"
-            ) from exc
-        return int(answer.message_count or 0) if isinstance(answer, spec.Queue.DeclareOk) else 0
+            if self._probe is None or self._probe[0] is not session or self._probe[1].is_closed:
+                self._probe = (session, await session.amqp.channel(publisher_confirms=False))
+            ok = await self._probe[1].queue_declare(name, passive=True)
+        except (aiormq.exceptions.AMQPError, ConnectionError, TimeoutError) as exc:
+            log.debug("no depth for queue %r: %s", name, _cause(exc))
+            self._probe = None
+            return None
+        return QueueDepth(int(ok.message_count or 0), int(ok.consumer_count or 0))
 
     async def _missing(self, name: str, *kinds: str) -> str:
         """``queue 'x.in' does not exist on ...; did you mean 'x.IN'?`` (names are case-sensitive)."""

@@ -115,6 +115,15 @@ class Message:
         return self.acked or self.nacked
 
 
+@dataclass(frozen=True, slots=True)
+class QueueDepth:
+    """What a broker says of one queue: messages waiting (not yet delivered) and consumers;
+    ``None`` where it cannot tell."""
+
+    messages: int
+    consumers: int | None = None
+
+
 MessageHandler = Callable[[Message], Awaitable[None]]
 DataHandler = Callable[[Binding, Any], Awaitable[None]]
 ReconnectListener = Callable[[], Awaitable[None]]
@@ -314,12 +323,6 @@ class Client(ABC):
     async def unsubscribe_broadcast(self, channel: str) -> None:
         """Stop receiving ``channel``; a no-op when not subscribed."""
 
-    async def queue_depth(self, name: str) -> int | None:
-        """Messages waiting in inqueue ``name`` for a consumer (delivered but unacked ones do
-        not count), or ``None`` where the broker keeps no queue it can count (MQTT, NATS).
-        A queue that does not exist holds nothing: 0.  What an autoscaler polls."""
-        return None
-
     async def flush(self) -> None:
         """Wait until everything sent so far is confirmed by the broker (where it confirms)."""
 
@@ -329,6 +332,22 @@ class Client(ABC):
         to a topic nobody subscribes to is dropped without a word."""
         await self.send_raw(kind, name, body)
         await self.flush()
+
+    def held(self, name: str) -> int | None:
+        """Deliveries of the consumed queue ``name`` waiting inside this client for their
+        handler; ``None`` where the transport does not know (a broker-side queue is the place
+        to look there: :meth:`queue_depth`)."""
+        return None
+
+    counts_queues: bool = False
+    """Whether :meth:`queue_depth` can answer on this broker at all (AMQP, memory, NATS
+    JetStream): an autoscaler on a broker that cannot count gives up instead of waiting."""
+
+    async def queue_depth(self, name: str) -> QueueDepth | None:
+        """How many messages wait in the broker's queue ``name`` (delivered but unacked ones do
+        not count); ``None`` when the broker keeps no such queue (MQTT, core NATS), does not
+        know it, or cannot be asked now.  Never raises: observing must not take anything down."""
+        return None
 
     async def tap(self, name: str, handler: MessageHandler) -> str:
         """Read what arrives at ``name`` and leave nothing behind on the broker once the client

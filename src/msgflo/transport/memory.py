@@ -27,6 +27,7 @@ from msgflo.transport.base import (
     DataHandler,
     Message,
     MessageHandler,
+    QueueDepth,
     QueueKind,
     TransportError,
     decode,
@@ -171,6 +172,7 @@ def _hub_for(address: Address) -> _Hub:
 class MemoryClient(Client):
     scheme = "memory"
     dead_letters = True
+    counts_queues = True
 
     def __init__(self, address: Address, *, connect_timeout: float = 30.0) -> None:
         super().__init__(address, connect_timeout=connect_timeout)
@@ -240,15 +242,21 @@ class MemoryClient(Client):
             return
         delivery.consumer.settle(delivery, dead_letter=dead_letter, requeue=requeue)
 
-    async def queue_depth(self, name: str) -> int | None:
-        """Exact: the backlog plus what waits in consumers' inboxes, not what they handle."""
-        queue = self.hub.queues.get(name)
-        if queue is None:
-            return 0
-        return len(queue.backlog) + sum(c.inbox.qsize() for c in queue.consumers)
-
     async def send_discovery(self, body: bytes) -> None:
         self.hub.publish(DISCOVERY_QUEUE, body)
+
+    def held(self, name: str) -> int | None:
+        return sum(c.inbox.qsize() for c in self._consumers.get(name, ()))
+
+    async def queue_depth(self, name: str) -> QueueDepth | None:
+        """Exact: what waits for a consumer plus what consumers have not taken yet."""
+        if self._hub is None:
+            return None
+        queue = self._hub.queues.get(name)
+        if queue is None:
+            return None
+        waiting = len(queue.backlog) + sum(c.inbox.qsize() for c in queue.consumers)
+        return QueueDepth(waiting, len(queue.consumers))
 
     async def subscribe_broadcast(self, channel: str, handler: MessageHandler) -> None:
         """A private queue bound to the fanout exchange ``channel``, as on AMQP."""

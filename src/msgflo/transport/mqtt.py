@@ -231,6 +231,10 @@ class _Consumer:
         self._waiter: asyncio.Future[None] | None = None
         self._task = asyncio.get_running_loop().create_task(self._run())
 
+    @property
+    def waiting(self) -> int:
+        return len(self._items)
+
     def push(self, body: bytes) -> None:
         self._items.append(body)
         waiter = self._waiter
@@ -334,6 +338,12 @@ class MqttClient(Client):
     def buffered(self) -> int:
         """Bytes of deliveries waiting for their handlers (bounded near :data:`HIGH_WATER`)."""
         return self._held
+
+    def held(self, name: str) -> int | None:
+        """An MQTT broker keeps no queue for us: deliveries read but not yet handled are the
+        backlog of a topic."""
+        route = self._routes.get(name)
+        return route.queue.waiting if route is not None and route.queue is not None else 0
 
     @property
     def client_id(self) -> str:

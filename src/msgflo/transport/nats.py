@@ -70,6 +70,7 @@ from msgflo.transport.base import (
     DataHandler,
     Message,
     MessageHandler,
+    QueueDepth,
     QueueKind,
     TransportError,
     decode,
@@ -205,6 +206,7 @@ class NatsClient(Client):
         if address.scheme not in ("nats", "tls"):
             raise TransportError(f"{address.redacted()}: not a nats:// or tls:// URL")
         self.jetstream = address.int_option("jetstream", 0) != 0
+        self.counts_queues = self.jetstream
         self._ack_wait = float(address.int_option("ack_wait", 30))
         self._max_msgs = address.int_option("max_msgs", -1)
         self._nc: Connection | None = None
@@ -381,6 +383,21 @@ class NatsClient(Client):
             ) from exc
         self._streams[subject] = name
         return name
+
+    async def queue_depth(self, name: str) -> QueueDepth | None:
+        """On JetStream, the messages the queue's stream still holds (work-queue retention: not
+        yet acked, so deliveries in progress count too); core NATS keeps no queue."""
+        if self._js is None:
+            return None
+        try:
+            stream = await self._stream_of(name)
+            if stream is None:
+                return None
+            state = (await self._js.stream_info(stream)).state
+        except (TransportError, nats.errors.Error, TimeoutError) as exc:
+            log.debug("no depth for %r: %s", name, exc)
+            return None
+        return QueueDepth(int(state.messages), state.consumer_count)
 
     async def _stream_of(self, subject: str, *, refresh: bool = False) -> str | None:
         """The stream capturing ``subject``, or ``None`` when it travels on core NATS."""
