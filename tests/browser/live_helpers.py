@@ -29,11 +29,16 @@ ARGS = [
 ]
 
 
+def chromium_path() -> str:
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"
+    return str(CHROMIUM)
+
+
 @contextlib.asynccontextmanager
 async def chromium() -> AsyncIterator[Browser]:
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"
+    executable = chromium_path()
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        browser = await playwright.chromium.launch(executable_path=executable, args=ARGS)
         try:
             yield browser
         finally:

@@ -18,8 +18,8 @@ from urllib.parse import quote
 
 from aiohttp import WSMsgType, web
 
-from msgflo.runtime.access import Level
 from msgflo.runtime import live
+from msgflo.runtime.access import Level
 from msgflo.runtime.api import listing, refusal
 from msgflo.runtime.core import Connection, Runtime
 from msgflo.runtime.protocol.dispatch import Dispatcher
