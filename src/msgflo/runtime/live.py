@@ -75,7 +75,8 @@ class EdgePackets:
     def on_event(self, event: Event) -> None:
         if event.kind is not EventKind.DATA:
             return
-        seen = self.seen.get(event.data.get("edge"))  # type: ignore[arg-type]
+        edge = event.data.get("edge")
+        seen = self.seen.get(edge) if isinstance(edge, Link) else None
         if seen is not None:
             seen.packets.append({"time": time.time(), "data": event.data.get("data")})
             seen.arrivals.append(time.monotonic())
