@@ -22,15 +22,12 @@ from msgflo.wiring import VIRTUAL_COMPONENTS
 SECRET_HEADER = "X-Msgflo-Secret"
 
 
-def refusal(rt: Runtime, request: web.Request) -> web.Response | None:
-    """The answer to a request without read access (``None`` when it has it): the secret
-    comes as ``?secret=``, the :data:`SECRET_HEADER` header or a bearer token (what Prometheus
-    sends from ``authorization``/``bearer_token``)."""
-    secret = request.query.get("secret") or request.headers.get(SECRET_HEADER)
-    bearer = request.headers.get("Authorization", "")
-    if not secret and bearer.lower().startswith("bearer "):
-        secret = bearer[7:].strip()
-    level = rt.options.access.level(secret)
+def refusal(rt: Runtime, request: web.Request, needed: Level = Level.READ) -> web.Response | None:
+    """Why ``request`` may not have what needs ``needed`` (401 without a secret, 403 with a
+    wrong or too weak one); ``None`` when it may. The secret comes as ``?secret=``, the
+    :data:`SECRET_HEADER` header or a bearer token (what Prometheus sends from
+    ``authorization``/``bearer_token``)."""
+    level = request_level(rt, request)
     if level is None:
         return web.json_response({"error": "invalid secret"}, status=403)
     if level is Level.NONE:
@@ -40,7 +37,18 @@ def refusal(rt: Runtime, request: web.Request) -> web.Response | None:
             },
             status=401,
         )
+    if needed is Level.FULL and level is not Level.FULL:
+        return web.json_response({"error": "this needs full access"}, status=403)
     return None
+
+
+def request_level(rt: Runtime, request: web.Request) -> Level | None:
+    """The access level of ``request``'s secret; ``None`` for an unknown secret."""
+    secret = request.query.get("secret") or request.headers.get(SECRET_HEADER)
+    bearer = request.headers.get("Authorization", "")
+    if not secret and bearer.lower().startswith("bearer "):
+        secret = bearer[7:].strip()
+    return rt.options.access.level(secret)
 
 
 def port_queues(definition: Mapping[str, Any] | None, kind: str) -> dict[str, str | None]:

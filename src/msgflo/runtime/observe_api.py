@@ -1,6 +1,7 @@
 """The running network's figures on the runtime's port: ``GET /metrics`` (Prometheus),
-``GET /api/network`` (the JSON snapshot) and, over the FBP protocol, ``msgflo:figures``
-messages to the clients that asked for them with ``msgflo:observe``.
+the JSON snapshot behind ``GET /api/network`` (served with the live view, :mod:`.live`) and,
+over the FBP protocol, ``msgflo:figures`` messages to the clients that asked for them with
+``msgflo:observe``.
 
 All three follow the runtime's access control: reading figures needs read access, as reading
 the graph does.  The observer starts and stops with the HTTP server.
@@ -105,7 +106,6 @@ def figures_message(graph: str, snapshot: dict[str, Any]) -> dict[str, Any]:
 def install(app: web.Application, rt: Runtime) -> None:
     """Add the routes and tie the observer to the server's life."""
     app.router.add_get("/metrics", _metrics)
-    app.router.add_get("/api/network", _network)
 
     async def start(app: web.Application) -> None:
         observer = NetworkObserver(
@@ -131,8 +131,3 @@ async def _metrics(request: web.Request) -> web.Response:
     if refused is not None:
         return refused
     return web.Response(body=state.metrics_text(), headers={"Content-Type": CONTENT_TYPE})
-
-
-async def _network(request: web.Request) -> web.Response:
-    state = request.app[OBSERVING_KEY]
-    return refusal(state.runtime, request) or web.json_response(state.observer.snapshot)
