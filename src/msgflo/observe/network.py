@@ -166,7 +166,7 @@ class NetworkObserver:
     # -- what to ask the broker ----------------------------------------------------------------
 
     @staticmethod
-    def _ports(definition: dict[str, Any] | None, kind: str) -> dict[str, str]:
+    def _ports(definition: dict[str, Any] | None, kind: str) -> dict[str, str | None]:
         return {
             str(p["id"]): str(p["queue"])
             for p in (definition or {}).get(kind, [])
@@ -186,7 +186,8 @@ class NetworkObserver:
         definitions = self.coordinator.registry.definitions()
         for name, role in self.coordinator.nodes.items():
             if role.component not in VIRTUAL_COMPONENTS:
-                wanted.update(self._ports(definitions.get(name), "inports").values())
+                ports = self._ports(definitions.get(name), "inports")
+                wanted.update(queue for queue in ports.values() if queue)
         wanted.update(self._dead_letter_queues().values())
         for planned in self.coordinator.wiring.values():
             if planned.binding is not None and planned.binding.tgt:
@@ -204,6 +205,15 @@ class NetworkObserver:
             return None
         return _as_int(summed(t.latest.held.get(port) for t in tracks))
 
+    def _graph_ports(self) -> dict[tuple[str, str], list[str]]:
+        """Ports the graph names, by (node, "in"/"out"): shown with ``queue: null`` until the
+        participant announces them, so a pending node still has its ports."""
+        named: dict[tuple[str, str], list[str]] = {}
+        for edge in self.coordinator.edges:
+            named.setdefault((edge.src.process, "out"), []).append(edge.src.port)
+            named.setdefault((edge.tgt.process, "in"), []).append(edge.tgt.port)
+        return named
+
     def build(self, now: float) -> dict[str, Any]:
         coordinator = self.coordinator
         registry = coordinator.registry
@@ -218,6 +228,7 @@ class NetworkObserver:
         consumed: dict[tuple[str, str], int | None] = {}
         sending: dict[tuple[str, str], float | None] = {}
         receiving: dict[tuple[str, str], float | None] = {}
+        named = self._graph_ports()
         for name, role in coordinator.nodes.items():
             virtual = role.component in VIRTUAL_COMPONENTS
             tracks, live = by_role.get(name, []), fresh.get(name, [])
@@ -227,8 +238,10 @@ class NetworkObserver:
             inports: list[dict[str, Any]] = []
             dead_letters = 0
             inqueues = {} if virtual else self._ports(definitions.get(name), "inports")
+            for port in named.get((name, "in"), ()):
+                inqueues.setdefault(port, None)
             for port, queue in inqueues.items():
-                sample = self.samples.get(queue)
+                sample = self.samples.get(queue) if queue else None
                 rate = summed(t.rate("received", port) for t in live)
                 if rate is None and sample is not None:
                     rate = sample.deliver_rate
@@ -236,7 +249,7 @@ class NetworkObserver:
                 consumed[(name, port)] = (
                     _as_int(summed(t.latest.received.get(port) for t in tracks)) if tracks else None
                 )
-                dead_letters += self._depth(dead.get(queue), [], None) or 0
+                dead_letters += self._depth(dead.get(queue) if queue else None, [], None) or 0
                 inports.append(
                     {
                         "id": port,
@@ -247,6 +260,8 @@ class NetworkObserver:
                 )
             outports = []
             outqueues = {} if virtual else self._ports(definitions.get(name), "outports")
+            for port in named.get((name, "out"), ()):
+                outqueues.setdefault(port, None)
             for port, queue in outqueues.items():
                 rate = summed(t.rate("sent", port) for t in live)
                 sending[(name, port)] = rate
