@@ -1,0 +1,1 @@
+"""Watching a running network: figures, monitors and checks of what is bound."""
