@@ -65,8 +65,8 @@ def from_listing(listing: dict[str, Any]) -> dict[str, Any]:
 async def _get(session: aiohttp.ClientSession, url: str, secret: str | None) -> Any:
     headers = {SECRET_HEADER: secret} if secret else {}
     async with session.get(url, headers=headers) as response:
-        if response.status == 404:
-            return None
+        if response.status == 404 or response.content_type != "application/json":
+            return None  # an older runtime answers its HTML page for any other path
         body = await response.json(content_type=None)
         if response.status != 200:
             why = body.get("error") if isinstance(body, dict) else None
