@@ -5,8 +5,8 @@ edge's packets, sends packets, keeps data from a page without the secret, and st
 from __future__ import annotations
 
 import asyncio
-import time
 import json
+import time
 from typing import Any
 from urllib.parse import urlsplit
 

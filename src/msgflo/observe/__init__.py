@@ -1,4 +1,5 @@
-"""Figures of a running network: what participants count about themselves
+"""Watching a running network: monitors and checks of what is bound (:mod:`.monitor`,
+:mod:`.bindings`), and its figures: what participants count about themselves
 (:mod:`.figures`, :mod:`.reporter`), what a coordinator gathers from them and from the broker
 (:mod:`.collector`, :mod:`.depth`), and the picture of the graph made from both
 (:mod:`.network`).  See docs/observing.md.

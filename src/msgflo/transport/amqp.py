@@ -69,6 +69,7 @@ from pamqp import commands as spec
 
 from msgflo.transport import _aiormq
 from msgflo.transport._adapter import FastPath
+from msgflo.transport.amqp_management import bindings_from_links, read_links
 from msgflo.transport.base import (
     DISCOVERY_QUEUE,
     Address,
@@ -100,7 +101,9 @@ DISCOVERY_TTL = 60.0
 """Seconds an announcement of ours may wait in a queue (the default discovery period): a
 participant announces again well within it, so an older one is stale."""
 
-_OWN_OPTIONS = frozenset({"prefetch", "persistent", "fastpath", "fbp_queue"}) | TLS_OPTIONS
+_OWN_OPTIONS = (
+    frozenset({"prefetch", "persistent", "fastpath", "fbp_queue", "management"}) | TLS_OPTIONS
+)
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _REFUSED = (
     aiormq.exceptions.ChannelAccessRefused,
@@ -810,6 +813,11 @@ class AmqpClient(Client):
                     return f"{message}; did you mean {variant!r}? (names are case-sensitive)"
         return message
 
+    async def check_queue(self, name: str) -> None:
+        """An inport is a queue and an exchange, an outport an exchange: either will do."""
+        if not await self._exists(name, "exchange") and not await self._exists(name, "queue"):
+            raise TransportError(await self._missing(name, "queue", "exchange"))
+
     async def tap(self, name: str, handler: MessageHandler) -> str:
         """The queue ``name`` if there is one (taking its messages, as the original's dump does);
         otherwise a private copy of what the exchange ``name`` (an outport) carries, in a queue
@@ -1144,6 +1152,10 @@ class AmqpBroker(AmqpClient, Broker):
 
     async def list_bindings(self) -> list[Binding]:
         return list(self._bindings)
+
+    async def broker_bindings(self) -> list[Binding]:
+        """Read through the management HTTP API (:mod:`msgflo.transport.amqp_management`)."""
+        return bindings_from_links(await read_links(self.address))
 
     async def subscribe_data(self, binding: Binding, handler: DataHandler) -> None:
         if self._data_queue not in self._consumers:

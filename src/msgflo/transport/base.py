@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 from urllib.parse import parse_qs, urlsplit
@@ -356,6 +356,11 @@ class Client(ABC):
         await self.subscribe_to_queue(name, handler)
         return name
 
+    async def check_queue(self, name: str) -> None:
+        """Raise :class:`TransportError` naming ``name`` where the broker can tell that nothing
+        of that name exists (AMQP: neither a queue nor an exchange).  Does nothing where it
+        cannot tell: an MQTT topic exists by being used."""
+
     async def register_participant(self, definition: dict[str, Any]) -> None:
         """Announce a participant on the discovery queue/topic, in the original's envelope."""
         envelope = {"protocol": "discovery", "command": "participant", "payload": definition}
@@ -387,6 +392,18 @@ class Broker(Client):
     @abstractmethod
     async def list_bindings(self) -> list[Binding]:
         """The bindings this broker object made (not the broker's whole state), in order."""
+
+    async def announce_bindings(self, bindings: Sequence[Binding]) -> None:
+        """Publish the bindings this binder realises (all of them, replacing what it announced
+        before) where the broker cannot list bindings itself, so that other coordinators and
+        ``msgflo-setup --check`` see them: MQTT keeps them in a retained record.  Brokers that
+        hold real bindings (AMQP) need nothing and do nothing."""
+
+    async def broker_bindings(self) -> list[Binding]:
+        """Every binding on the broker, whoever made it (AMQP: from the management HTTP API;
+        MQTT: from every binder's :meth:`announce_bindings` record).  Raises
+        :class:`TransportError` where they cannot be read."""
+        raise TransportError(f"{self.address.redacted()}: cannot list the broker's bindings")
 
     @abstractmethod
     async def subscribe_data(self, binding: Binding, handler: DataHandler) -> None:
