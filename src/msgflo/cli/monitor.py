@@ -19,7 +19,7 @@ from rich.live import Live
 
 from msgflo.cli.common import broker_option, run_command
 from msgflo.observe.monitor import MonitorOptions, QueueMonitor, parse_duration
-from msgflo.observe.network_view import SnapshotError, fetch, http_base, render
+from msgflo.observe.terminal import SnapshotError, fetch, http_base, render
 from msgflo.runner import DEFAULT_BROKER
 from msgflo.transport import get_broker
 

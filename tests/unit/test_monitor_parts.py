@@ -13,8 +13,8 @@ from rich.console import Console
 
 from msgflo.observe.bindings import Kind, compare, expected
 from msgflo.observe.monitor import StatusLine, parse_duration
-from msgflo.observe.network_view import SnapshotError, from_listing, http_base, render
 from msgflo.observe.systemd import Notifier
+from msgflo.observe.terminal import SnapshotError, from_listing, http_base, render
 from msgflo.transport import Binding, BindingType
 from msgflo.transport.amqp_management import Links, bindings_from_links
 
