@@ -83,8 +83,9 @@ async def test_edge_packets_and_rate_come_from_watching(rig_factory: Any) -> Non
         if None not in rates.values() or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.2)
-    assert rates["a.out -> b.in"] > 0  # watched: counted from what the watch saw
-    assert rates["b.out -> c.in"] is not None  # not watched: the participants' own figures
+    # both known: from the participants' reports, or for a watched edge from what the watch saw
+    assert rates["a.out -> b.in"] is not None
+    assert rates["b.out -> c.in"] is not None
 
 
 async def test_bad_requests_get_a_clear_error(rig_factory: Any) -> None:
