@@ -25,8 +25,11 @@ forwards in its own process.  A nacked message goes to subject ``dead-<queue>``,
 round-robin binding with a dead-letter queue forwards that subject to it, as the memory and AMQP
 transports route ``dead-<queue>``.
 
-URL: ``nats://user:pass@host:4222?jetstream=1&ack_wait=30&max_msgs=-1`` (``tls://`` takes
-``ca_certs``, ``certfile``, ``keyfile``).
+The per-message paths (deliveries, publishes, acks) bypass most of nats-py where
+:mod:`._natspy` finds the tested version; ``?fastpath=0`` keeps to its public API.
+
+URL: ``nats://user:pass@host:4222?jetstream=1&ack_wait=30&max_msgs=-1&fastpath=0`` (``tls://``
+takes ``ca_certs``, ``certfile``, ``keyfile``).
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ from nats.js.api import (
     StorageType,
 )
 
+from msgflo.transport import _natspy
+from msgflo.transport._adapter import FastPath
 from msgflo.transport.base import (
     DISCOVERY_QUEUE,
     Address,
@@ -113,11 +118,20 @@ def _cause(exc: BaseException) -> str:
 
 @dataclass(slots=True, eq=False)
 class _Token:
-    """What settling a delivery needs: the NATS message and where a nack sends it."""
+    """What settling a delivery needs: where a nack sends it and, on JetStream, the message
+    (core deliveries on the fast path have none)."""
 
-    msg: Msg
+    msg: Msg | None
     dead: str
     jetstream: bool
+
+
+@dataclass(slots=True, eq=False)
+class _Routed:
+    """A core subscription whose deliveries the fast path hands to an inbox of its own."""
+
+    sub: Subscription
+    inbox: _natspy.Inbox | None
 
 
 class _AckedPublisher:
@@ -125,8 +139,9 @@ class _AckedPublisher:
     sender at a few thousand messages a second), kept until acknowledged so that a
     reconnection sends again what the cut may have lost: at least once."""
 
-    def __init__(self, nc: Connection, where: str) -> None:
+    def __init__(self, nc: Connection, where: str, wire: _natspy.Wire | None) -> None:
         self._nc = nc
+        self._wire = wire
         self._where = where
         self._inbox = f"{nc.new_inbox()}."
         self._ids = itertools.count()
@@ -138,7 +153,9 @@ class _AckedPublisher:
         self._refused: dict[str, str] = {}
 
     async def start(self) -> None:
-        await self._nc.subscribe(f"{self._inbox}*", cb=self._on_ack)
+        sub = await self._nc.subscribe(f"{self._inbox}*", cb=self._on_ack)
+        if self._wire is not None:
+            self._wire.route(sub, self._on_fast_ack)
 
     async def publish(self, subject: str, body: bytes) -> asyncio.Future[None]:
         await self._room.acquire()
@@ -147,21 +164,31 @@ class _AckedPublisher:
         done.add_done_callback(lambda f: f.cancelled() or f.exception())  # errors are logged
         self._pending[token] = (subject, body, self._epoch, done)
         self._idle.clear()
-        await self._nc.publish(subject, body, reply=self._inbox + token)
+        await self._send(subject, body, self._inbox + token)
         return done
 
+    async def _send(self, subject: str, body: bytes, reply: str) -> None:
+        if self._wire is None or not self._wire.publish(subject, body, reply):
+            await self._nc.publish(subject, body, reply=reply)
+
+    def _on_fast_ack(self, subject: bytes, _reply: bytes, data: bytes) -> None:
+        self._acked(subject.decode(), data, None)
+
     async def _on_ack(self, msg: Msg) -> None:
-        entry = self._pending.pop(msg.subject[len(self._inbox) :], None)
+        self._acked(msg.subject, msg.data, msg.headers)
+
+    def _acked(self, ack_subject: str, data: bytes, headers: dict[str, str] | None) -> None:
+        entry = self._pending.pop(ack_subject[len(self._inbox) :], None)
         if entry is None:
             return
         self._room.release()
         subject, _, _, done = entry
         error = None
-        if msg.headers and msg.headers.get("Status") == "503":
+        if headers and headers.get("Status") == "503":
             error = "no stream takes this subject"
         else:
             try:
-                reply = orjson.loads(msg.data)
+                reply = orjson.loads(data)
                 if isinstance(reply, dict) and "error" in reply:
                     error = str(reply["error"].get("description", reply["error"]))
             except orjson.JSONDecodeError:
@@ -183,7 +210,7 @@ class _AckedPublisher:
         """Send again what was published before the cut and is not acknowledged."""
         for token, (subject, body, epoch, _) in list(self._pending.items()):
             if epoch < self._epoch:
-                await self._nc.publish(subject, body, reply=self._inbox + token)
+                await self._send(subject, body, self._inbox + token)
 
     async def drain(self) -> None:
         """Wait for every acknowledgement; raise once for messages refused since last time."""
@@ -205,16 +232,24 @@ class NatsClient(Client):
         self.jetstream = address.int_option("jetstream", 0) != 0
         self._ack_wait = float(address.int_option("ack_wait", 30))
         self._max_msgs = address.int_option("max_msgs", -1)
+        self._fastpath = FastPath(address.options, "NATS")
+        self._wire: _natspy.Wire | None = None
         self._nc: Connection | None = None
         self._js: JetStreamContext | None = None
         self._publisher: _AckedPublisher | None = None
-        self._subs: dict[tuple[str, str], Subscription | asyncio.Task[None]] = {}
+        self._subs: dict[tuple[str, str], _Routed | asyncio.Task[None]] = {}
+        self._broadcasts: dict[str, Subscription] = {}
         self._streams: dict[str, str | None] = {}
         self._missed: dict[str, float] = {}
         self._online = asyncio.Event()
         self._offline = asyncio.Event()
 
     # connection -------------------------------------------------------------------------
+
+    @property
+    def fastpath(self) -> bool:
+        """Whether the per-message paths bypass nats-py (see :mod:`._natspy`)."""
+        return self._fastpath.on
 
     @property
     def connected(self) -> bool:
@@ -287,9 +322,11 @@ class NatsClient(Client):
         if not first_error.done():
             first_error.set_result(ConnectionError("connected"))
         self._nc = nc
+        if self._fastpath.check(lambda: _natspy.unavailable(nc)):
+            self._wire = _natspy.Wire(nc)
         if self.jetstream:
             self._js = nc.jetstream()
-            self._publisher = _AckedPublisher(nc, where)
+            self._publisher = _AckedPublisher(nc, where, self._wire)
             await self._publisher.start()
         self._offline.clear()
         self._online.set()
@@ -314,14 +351,18 @@ class NatsClient(Client):
         except Exception:
             log.exception("reconnect listener failed")
 
-    async def _subscribe(self, subject: str, cb: Any, group: str = "") -> Subscription:
-        """Subscribe and wait until the server has the subscription, so that a message sent
-        right after, on another connection, is not missed."""
+    async def _subscribe(
+        self, subject: str, cb: Any, group: str = "", route: _natspy.Route | None = None
+    ) -> tuple[Subscription, bool]:
+        """Subscribe (deliveries without headers going to ``route`` where the fast path runs;
+        the second value says whether they do) and wait until the server has the subscription,
+        so that a message sent right after, on another connection, is not missed."""
         nc = self._connection()
         sub = await nc.subscribe(subject, queue=group, cb=cb)
+        routed = self._wire is not None and route is not None and self._wire.route(sub, route)
         with contextlib.suppress(nats.errors.Error, TimeoutError):  # while away: restored later
             await nc.flush(timeout=self.connect_timeout)  # type: ignore[arg-type]
-        return sub
+        return sub, routed
 
     def _connection(self) -> Connection:
         if self._nc is None:
@@ -330,10 +371,12 @@ class NatsClient(Client):
 
     async def disconnect(self) -> None:
         nc, self._nc = self._nc, None
+        self._wire = None
         if nc is None:
             return
         for key in list(self._subs):
             await self._stop(key)
+        self._broadcasts.clear()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(nc.flush(), 2.0)
         await nc.close()
@@ -421,7 +464,8 @@ class NatsClient(Client):
         try:
             if self._publisher is not None and await self._stream_of(subject):
                 return await self._publisher.publish(subject, body)
-            await nc.publish(subject, body)
+            if self._wire is None or not self._wire.publish(subject, body):
+                await nc.publish(subject, body)
         except nats.errors.Error as exc:
             raise TransportError(
                 f"{self.address.redacted()}: cannot publish to {subject!r}: {_cause(exc)}"
@@ -454,6 +498,24 @@ class NatsClient(Client):
     async def unsubscribe_from_queue(self, name: str) -> None:
         await self._stop((name, name))
 
+    async def subscribe_broadcast(self, channel: str, handler: MessageHandler) -> None:
+        """A plain core subscription (no queue group): every subscriber gets every message."""
+        await self.unsubscribe_broadcast(channel)
+
+        async def deliver(msg: Msg) -> None:
+            try:
+                await handler(Message.from_body(channel, msg.data))
+            except Exception:
+                log.exception("handler for channel %r failed", channel)
+
+        self._broadcasts[channel], _ = await self._subscribe(channel, deliver)
+
+    async def unsubscribe_broadcast(self, channel: str) -> None:
+        sub = self._broadcasts.pop(channel, None)
+        if sub is not None:
+            with contextlib.suppress(nats.errors.Error):
+                await sub.unsubscribe()
+
     async def _consume(
         self, name: str, group: str, handler: MessageHandler, policy: DeliverPolicy
     ) -> None:
@@ -465,9 +527,16 @@ class NatsClient(Client):
         if stream is None:
 
             async def on_core(msg: Msg) -> None:
-                await self._deliver(name, _Token(msg, dead, False), handler)
+                await self._deliver(name, msg.data, _Token(msg, dead, False), handler)
 
-            self._subs[(name, group)] = await self._subscribe(name, on_core, group)
+            async def on_fast(_reply: bytes, body: bytes) -> None:
+                await self._deliver(name, body, _Token(None, dead, False), handler)
+
+            inbox = _natspy.Inbox(on_fast, f"{self.address.redacted()} {name}")
+            sub, routed = await self._subscribe(name, on_core, group, inbox.push)
+            if not routed:
+                await inbox.close()
+            self._subs[(name, group)] = _Routed(sub, inbox if routed else None)
             return
         assert self._js is not None
         config = ConsumerConfig(
@@ -502,13 +571,15 @@ class NatsClient(Client):
                     await asyncio.sleep(RECONNECT_WAIT)
                     continue
                 for msg in batch:
-                    await self._deliver(name, _Token(msg, dead, True), handler)
+                    await self._deliver(name, msg.data, _Token(msg, dead, True), handler)
         finally:
             with contextlib.suppress(Exception):
                 await pull.unsubscribe()
 
-    async def _deliver(self, name: str, token: _Token, handler: MessageHandler) -> None:
-        message = Message.from_body(name, token.msg.data, token)
+    async def _deliver(
+        self, name: str, body: bytes, token: _Token, handler: MessageHandler
+    ) -> None:
+        message = Message.from_body(name, body, token)
         try:
             await handler(message)
         except Exception:
@@ -524,15 +595,22 @@ class NatsClient(Client):
                 with contextlib.suppress(asyncio.CancelledError):
                     await sub
         elif sub is not None:
+            if self._wire is not None:
+                self._wire.unroute(sub.sub)
             with contextlib.suppress(nats.errors.Error):
-                await sub.unsubscribe()
+                await sub.sub.unsubscribe()
+            if sub.inbox is not None:
+                await sub.inbox.close()
 
     async def ack_message(self, message: Message) -> None:
         if message.settled:
             return
         message.acked = True
         token = message.token
-        if isinstance(token, _Token) and token.jetstream:
+        if isinstance(token, _Token) and token.msg is not None and token.jetstream:
+            reply = token.msg.reply
+            if self._wire is not None and reply and self._wire.publish(reply, b""):
+                return  # an empty body on the reply subject is JetStream's ack
             with contextlib.suppress(nats.errors.Error):  # unacked: the server redelivers
                 await token.msg.ack()
 
@@ -545,12 +623,12 @@ class NatsClient(Client):
         token = message.token
         if not isinstance(token, _Token):
             return
-        if requeue and token.jetstream:
+        if requeue and token.msg is not None and token.jetstream:
             with contextlib.suppress(nats.errors.Error):
                 await token.msg.nak()
             return
         done = await self._publish(token.dead, message.body)
-        if token.jetstream:
+        if token.msg is not None and token.jetstream:
             if done is not None:
                 with contextlib.suppress(TransportError):
                     await done
@@ -611,7 +689,7 @@ class NatsBroker(NatsClient, Broker):
             except Exception:
                 log.exception("data handler for %s failed", binding.src)
 
-        self._observers[(binding.src, handler)] = await self._subscribe(binding.src, observe)
+        self._observers[(binding.src, handler)], _ = await self._subscribe(binding.src, observe)
 
     async def unsubscribe_data(self, binding: Binding, handler: DataHandler) -> None:
         sub = self._observers.pop((binding.src, handler), None)

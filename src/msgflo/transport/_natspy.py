@@ -1,0 +1,169 @@
+"""The NATS fast path: the only module that touches nats-py's internals.
+
+nats-py costs more per message than the rest of a relay together.  Each delivery is built into
+a ``Msg``, its headers parsed, and it passes an ``asyncio.Queue`` to the subscription's task;
+each publish validates the subject, formats the command and checks the connection state.  Here,
+on a connection that :func:`unavailable` found to be the tested nats-py:
+
+- deliveries of the subscriptions routed here skip all that: the connection's reader hands the
+  body straight to an :class:`Inbox`, whose one task runs the handler for each in order;
+  messages with headers (JetStream status messages, anything a foreign publisher adds) still go
+  nats-py's way, to the subscription's callback;
+- publishes append the ``PUB`` command (its head cached per subject) to nats-py's pending
+  buffer and wake its flusher once per batch: one socket write per event-loop turn, as before.
+  While the connection is away, or for a body over the server's limit, the caller uses the
+  public ``publish``, which buffers or raises as nats-py documents.
+
+Off (``?fastpath=0``, or another nats-py), the transport uses the public API throughout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from nats.aio.client import Client as Connection
+from nats.aio.subscription import Subscription
+
+from msgflo.transport._adapter import Range, missing, untested
+
+log = logging.getLogger(__name__)
+
+TESTED: dict[str, Range] = {"nats-py": ((2, 16), (2, 17))}
+"""nats-py versions (lowest, first untested) whose internals this module was checked against."""
+
+_CONNECTION_ATTRIBUTES = (
+    "_process_msg",
+    "_pending",
+    "_pending_data_size",
+    "_max_pending_size",
+    "_flush_queue",
+    "_max_payload",
+)
+_NOT_IN_SUBJECT = re.compile(r"[\s\r\n]")
+
+INBOX_LIMIT = 65_536
+"""Bodies an :class:`Inbox` holds before it drops (core NATS: a slow consumer loses messages,
+as nats-py's own pending limit would drop them)."""
+
+Route = Callable[[bytes, bytes, bytes], None]
+"""Called by the connection's reader with (subject, reply, body); must not block."""
+
+
+def unavailable(nc: Connection) -> str | None:
+    """Why the fast path cannot run on ``nc`` (a connected client), or None."""
+    reason = untested(TESTED)
+    if reason is not None:
+        return reason
+    lacking = missing(nc, _CONNECTION_ATTRIBUTES, "nats.Client.")
+    if lacking:
+        return f"nats-py lacks {', '.join(lacking)}"
+    if not isinstance(getattr(nc, "_pending", None), list):
+        return "nats-py's pending buffer is not a list"
+    return None
+
+
+class Wire:
+    """One connection's fast receive and publish."""
+
+    def __init__(self, nc: Connection) -> None:
+        self._nc = nc
+        self._routes: dict[int, Route] = {}
+        self._heads: dict[str, bytes] = {}
+        original = nc._process_msg
+
+        async def process_msg(
+            sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None
+        ) -> None:
+            route = self._routes.get(sid)
+            if route is None or headers:
+                await original(sid, subject, reply, data, headers)  # type: ignore[arg-type]
+            else:
+                route(subject, reply, data)
+
+        nc._process_msg = process_msg  # type: ignore[method-assign]
+
+    def route(self, sub: Subscription, route: Route) -> bool:
+        """Hand ``sub``'s deliveries without headers to ``route``; ``False`` (the subscription's
+        callback gets them) when the subscription has no id as nats-py 2.16 gives it.  Call it
+        before anything awaits after ``subscribe``, so that no delivery goes the other way.
+        nats-py keeps the id across reconnections, so the route stays valid."""
+        sid = getattr(sub, "_id", None)
+        if not isinstance(sid, int):
+            return False
+        self._routes[sid] = route
+        return True
+
+    def unroute(self, sub: Subscription) -> None:
+        self._routes.pop(getattr(sub, "_id", None), None)  # type: ignore[arg-type]
+
+    def publish(self, subject: str, body: bytes, reply: str = "") -> bool:
+        """Queue one publish; ``False`` when the caller must use nats-py's ``publish`` (the
+        connection is away, the buffer is full, the body is too big, the subject is bad)."""
+        nc = self._nc
+        if not nc.is_connected or len(body) > nc._max_payload:
+            return False
+        head = self._heads.get(subject)
+        if head is None:
+            if not subject or _NOT_IN_SUBJECT.search(subject):
+                return False
+            head = self._heads[subject] = f"PUB {subject} ".encode()
+        if reply:
+            if _NOT_IN_SUBJECT.search(reply):
+                return False
+            command = b"%s%s %d\r\n%s\r\n" % (head, reply.encode(), len(body), body)
+        else:
+            command = b"%s%d\r\n%s\r\n" % (head, len(body), body)
+        size = nc._pending_data_size + len(command)
+        if 0 < nc._max_pending_size < size:
+            return False
+        nc._pending.append(command)
+        nc._pending_data_size = size
+        queue: asyncio.Queue[Any] | None = nc._flush_queue
+        if queue is not None and queue.empty():
+            queue.put_nowait(asyncio.get_running_loop().create_future())
+        return True
+
+
+class Inbox:
+    """Deliveries of one subscription, handled in order by one task; the connection's reader
+    only appends to it, so a handler may wait on the same connection (a reply, an ack)."""
+
+    def __init__(self, handle: Callable[[bytes, bytes], Awaitable[None]], where: str) -> None:
+        self._handle = handle
+        self._where = where
+        self._items: list[tuple[bytes, bytes]] = []
+        self._wake: asyncio.Future[None] | None = None
+        self._dropped = 0
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def push(self, _subject: bytes, reply: bytes, body: bytes) -> None:
+        if len(self._items) >= INBOX_LIMIT:
+            if not self._dropped:
+                log.warning("%s: more than %d messages waiting; dropping", self._where, INBOX_LIMIT)
+            self._dropped += 1
+            return
+        self._items.append((reply, body))
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+
+    async def _run(self) -> None:
+        handle = self._handle
+        while True:
+            if not self._items:
+                self._dropped = 0
+                self._wake = asyncio.get_running_loop().create_future()
+                await self._wake
+                self._wake = None
+            batch, self._items = self._items, []
+            for reply, body in batch:
+                await handle(reply, body)
+
+    async def close(self) -> None:
+        self._task.cancel()
+        if self._task is not asyncio.current_task():
+            await asyncio.gather(self._task, return_exceptions=True)
