@@ -43,6 +43,7 @@ import os
 import re
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,8 +86,13 @@ log = logging.getLogger(__name__)
 DEFAULT_PORT = 4222
 DEAD_PREFIX = "dead-"
 RECONNECT_WAIT = 0.5
-FETCH_BATCH = 256
-FETCH_WAIT = 1.0
+JS_API = "$JS.API"
+PULL_BATCH = 512
+"""Messages one pull request asks for; the next goes out when half of them have come."""
+PULL_EXPIRES = 5.0
+"""Seconds a pull request waits on the server before it expires (and is renewed)."""
+ACK, NAK, TERM = b"", b"-NAK", b"+TERM"
+"""Bodies published to a JetStream delivery's reply subject to settle it."""
 RECHECK = 1.0
 """Seconds after which a subject found on no stream is looked up again (one may be made)."""
 PUBLISH_WINDOW = 4096
@@ -118,20 +124,29 @@ def _cause(exc: BaseException) -> str:
 
 @dataclass(slots=True, eq=False)
 class _Token:
-    """What settling a delivery needs: where a nack sends it and, on JetStream, the message
-    (core deliveries on the fast path have none)."""
+    """What settling a delivery needs: where a nack sends it and, on JetStream, the subject
+    that acks it."""
 
-    msg: Msg | None
+    reply: str
     dead: str
     jetstream: bool
 
 
 @dataclass(slots=True, eq=False)
 class _Routed:
-    """A core subscription whose deliveries the fast path hands to an inbox of its own."""
+    """A core subscription, its deliveries handed to an inbox of its own on the fast path."""
 
+    client: NatsClient
     sub: Subscription
     inbox: _natspy.Inbox | None
+
+    async def stop(self) -> None:
+        if self.client._wire is not None:
+            self.client._wire.unroute(self.sub)
+        with contextlib.suppress(nats.errors.Error):
+            await self.sub.unsubscribe()
+        if self.inbox is not None:
+            await self.inbox.close()
 
 
 class _AckedPublisher:
@@ -237,7 +252,8 @@ class NatsClient(Client):
         self._nc: Connection | None = None
         self._js: JetStreamContext | None = None
         self._publisher: _AckedPublisher | None = None
-        self._subs: dict[tuple[str, str], _Routed | asyncio.Task[None]] = {}
+        self._subs: dict[tuple[str, str], _Routed | _Puller] = {}
+        self._pullers: set[_Puller] = set()
         self._broadcasts: dict[str, Subscription] = {}
         self._streams: dict[str, str | None] = {}
         self._missed: dict[str, float] = {}
@@ -346,6 +362,8 @@ class NatsClient(Client):
         log.info("reconnected to %s", self.address.redacted())
         if self._publisher is not None:
             await self._publisher.resend()
+        for puller in list(self._pullers):
+            await puller.renew()
         try:
             await self._notify_reconnected()
         except Exception:
@@ -456,7 +474,9 @@ class NatsClient(Client):
     # sending ------------------------------------------------------------------------------
 
     async def send_raw(self, kind: QueueKind, name: str, body: bytes) -> None:
-        await self._publish(name, body)
+        wire = self._wire
+        if wire is None or self._publisher is not None or not wire.publish(name, body):
+            await self._publish(name, body)
 
     async def _publish(self, subject: str, body: bytes) -> asyncio.Future[None] | None:
         """Publish; on JetStream the future settles with the server's acknowledgement."""
@@ -525,61 +545,53 @@ class NatsClient(Client):
         dead = DEAD_PREFIX + group
         stream = await self._stream_of(name)
         if stream is None:
+            fast = _Token("", dead, False)  # all that settling a core delivery needs
 
             async def on_core(msg: Msg) -> None:
-                await self._deliver(name, msg.data, _Token(msg, dead, False), handler)
+                await self._deliver(name, msg.data, fast, handler)
 
             async def on_fast(_reply: bytes, body: bytes) -> None:
-                await self._deliver(name, body, _Token(None, dead, False), handler)
+                await self._deliver(name, body, fast, handler)
 
             inbox = _natspy.Inbox(on_fast, f"{self.address.redacted()} {name}")
             sub, routed = await self._subscribe(name, on_core, group, inbox.push)
             if not routed:
                 await inbox.close()
-            self._subs[(name, group)] = _Routed(sub, inbox if routed else None)
+            self._subs[(name, group)] = _Routed(self, sub, inbox if routed else None)
             return
         assert self._js is not None
+        durable = jetstream_name(group)
         config = ConsumerConfig(
+            name=durable,
+            durable_name=durable,
+            filter_subject=name,
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=self._ack_wait,
             deliver_policy=policy,
-            max_ack_pending=FETCH_BATCH * 8,
+            max_ack_pending=PULL_BATCH * 4,
         )
         try:
-            pull = await self._js.pull_subscribe(
-                name, durable=jetstream_name(group), stream=stream, config=config
-            )
+            try:
+                await self._js.consumer_info(stream, durable)
+            except nats.js.errors.NotFoundError:
+                await self._js.add_consumer(stream, config=config)
         except (nats.errors.Error, TimeoutError) as exc:
             raise TransportError(
                 f"{self.address.redacted()}: cannot consume {name!r} from stream {stream}: "
                 f"{_cause(exc)}"
             ) from exc
-        task = asyncio.get_running_loop().create_task(self._pull(name, dead, pull, handler))
-        self._subs[(name, group)] = task
 
-    async def _pull(
-        self, name: str, dead: str, pull: JetStreamContext.PullSubscription, handler: MessageHandler
-    ) -> None:
-        try:
-            while True:
-                try:
-                    batch = await pull.fetch(FETCH_BATCH, timeout=FETCH_WAIT)
-                except TimeoutError:
-                    continue
-                except nats.errors.Error as exc:  # a cut: nats-py reconnects, we ask again
-                    log.debug("fetch from %r failed: %s", name, _cause(exc))
-                    await asyncio.sleep(RECONNECT_WAIT)
-                    continue
-                for msg in batch:
-                    await self._deliver(name, msg.data, _Token(msg, dead, True), handler)
-        finally:
-            with contextlib.suppress(Exception):
-                await pull.unsubscribe()
+        async def on_delivery(reply: str, body: bytes) -> None:
+            await self._deliver(name, body, _Token(reply, dead, True), handler)
+
+        puller = _Puller(self, f"{JS_API}.CONSUMER.MSG.NEXT.{stream}.{durable}", on_delivery)
+        await puller.start()
+        self._subs[(name, group)] = puller
 
     async def _deliver(
         self, name: str, body: bytes, token: _Token, handler: MessageHandler
     ) -> None:
-        message = Message.from_body(name, body, token)
+        message = Message(name, body, decode(body), token)
         try:
             await handler(message)
         except Exception:
@@ -589,30 +601,28 @@ class NatsClient(Client):
 
     async def _stop(self, key: tuple[str, str]) -> None:
         sub = self._subs.pop(key, None)
-        if isinstance(sub, asyncio.Task):
-            sub.cancel()
-            if sub is not asyncio.current_task():
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sub
-        elif sub is not None:
-            if self._wire is not None:
-                self._wire.unroute(sub.sub)
-            with contextlib.suppress(nats.errors.Error):
-                await sub.sub.unsubscribe()
-            if sub.inbox is not None:
-                await sub.inbox.close()
+        if sub is not None:
+            await sub.stop()
+
+    def _core(self, subject: str, body: bytes) -> Awaitable[None] | None:
+        """Publish on core NATS: ``None`` when the fast path took it, else what to await."""
+        if self._wire is not None and self._wire.publish(subject, body):
+            return None
+        return self._connection().publish(subject, body)
+
+    async def _settle_jetstream(self, token: _Token, body: bytes) -> None:
+        sending = self._core(token.reply, body)
+        if sending is not None:
+            with contextlib.suppress(nats.errors.Error):  # unsettled: the server redelivers
+                await sending
 
     async def ack_message(self, message: Message) -> None:
         if message.settled:
             return
         message.acked = True
         token = message.token
-        if isinstance(token, _Token) and token.msg is not None and token.jetstream:
-            reply = token.msg.reply
-            if self._wire is not None and reply and self._wire.publish(reply, b""):
-                return  # an empty body on the reply subject is JetStream's ack
-            with contextlib.suppress(nats.errors.Error):  # unacked: the server redelivers
-                await token.msg.ack()
+        if isinstance(token, _Token) and token.jetstream:
+            await self._settle_jetstream(token, ACK)
 
     async def nack_message(self, message: Message, *, requeue: bool = False) -> None:
         """Requeue (JetStream only; core NATS cannot take a message back), or send the body to
@@ -623,17 +633,117 @@ class NatsClient(Client):
         token = message.token
         if not isinstance(token, _Token):
             return
-        if requeue and token.msg is not None and token.jetstream:
-            with contextlib.suppress(nats.errors.Error):
-                await token.msg.nak()
+        if requeue and token.jetstream:
+            await self._settle_jetstream(token, NAK)
             return
         done = await self._publish(token.dead, message.body)
-        if token.msg is not None and token.jetstream:
+        if token.jetstream:
             if done is not None:
                 with contextlib.suppress(TransportError):
                     await done
+            await self._settle_jetstream(token, TERM)
+
+
+class _Puller:
+    """A durable pull consumer kept fed.  Pull requests go out before the last is used up (a
+    request per batch would stall the consumer for a round trip each time); deliveries come
+    to an inbox subject of this puller's own, routed to the fast path where it runs.  The
+    server's status messages (a request expired, with how many of its messages it did not
+    deliver) keep the count of messages asked for and not yet come."""
+
+    def __init__(
+        self,
+        client: NatsClient,
+        next_subject: str,
+        deliver: Callable[[str, bytes], Awaitable[None]],
+    ) -> None:
+        self._client = client
+        self._next = next_subject
+        self._deliver = deliver
+        self._request = orjson.dumps({"batch": PULL_BATCH, "expires": int(PULL_EXPIRES * 1e9)})
+        self._inbox_subject = ""
+        self._asked = 0
+        self._heard = time.monotonic()
+        self._sub: Subscription | None = None
+        self._fast: _natspy.Inbox | None = None
+        self._watch: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        client = self._client
+        self._inbox_subject = client._connection().new_inbox()
+        self._fast = _natspy.Inbox(self._on_fast, self._next)
+        self._sub, routed = await client._subscribe(
+            self._inbox_subject, self._on_msg, route=self._fast.push
+        )
+        if not routed:
+            await self._fast.close()
+            self._fast = None
+        client._pullers.add(self)
+        await self.renew()
+        self._watch = asyncio.get_running_loop().create_task(self._keep_asking())
+
+    async def renew(self) -> None:
+        """Forget what was asked (after a reconnection the server may have dropped it) and ask."""
+        self._asked = 0
+        await self._ask()
+
+    async def _ask(self) -> None:
+        if self._asked > PULL_BATCH // 2:
+            return
+        self._asked += PULL_BATCH
+        wire = self._client._wire
+        if wire is None or not wire.publish(self._next, self._request, self._inbox_subject):
+            with contextlib.suppress(nats.errors.Error):  # a cut: renewed on reconnection
+                await self._client._connection().publish(
+                    self._next, self._request, reply=self._inbox_subject
+                )
+
+    async def _keep_asking(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            if time.monotonic() - self._heard > 2 * PULL_EXPIRES:
+                self._asked = 0  # nothing came, not even an expiry: the requests are lost
+                self._heard = time.monotonic()
+            await self._ask()
+
+    async def _on_fast(self, reply: bytes, body: bytes) -> None:
+        await self._data(reply.decode(), body)
+
+    async def _on_msg(self, msg: Msg) -> None:
+        status = msg.headers.get("Status") if msg.headers else None
+        if status is None:
+            await self._data(msg.reply, msg.data)
+            return
+        self._heard = time.monotonic()
+        assert msg.headers is not None
+        undelivered = msg.headers.get("Nats-Pending-Messages", "")
+        if status == "408" and undelivered.isdigit():
+            self._asked = max(0, self._asked - int(undelivered))
+        elif status != "100":  # not an expiry or a heartbeat: ask afresh a second later
+            log.debug("pull %s: status %s %s", self._next, status, msg.headers)
+            self._asked = 0
+            return
+        await self._ask()
+
+    async def _data(self, reply: str, body: bytes) -> None:
+        self._heard = time.monotonic()
+        self._asked -= 1
+        if self._asked <= PULL_BATCH // 2:
+            await self._ask()
+        await self._deliver(reply, body)
+
+    async def stop(self) -> None:
+        self._client._pullers.discard(self)
+        if self._watch is not None:
+            self._watch.cancel()
+        wire = self._client._wire
+        if self._sub is not None:
+            if wire is not None:
+                wire.unroute(self._sub)
             with contextlib.suppress(nats.errors.Error):
-                await token.msg.term()
+                await self._sub.unsubscribe()
+        if self._fast is not None:
+            await self._fast.close()
 
 
 class NatsBroker(NatsClient, Broker):
