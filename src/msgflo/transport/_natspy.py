@@ -5,8 +5,12 @@ a ``Msg``, its headers parsed, and it passes an ``asyncio.Queue`` to the subscri
 each publish validates the subject, formats the command and checks the connection state.  Here,
 on a connection that :func:`unavailable` found to be the tested nats-py:
 
-- deliveries of the subscriptions routed here skip all that: the connection's reader hands the
-  body straight to an :class:`Inbox`, whose one task runs the handler for each in order;
+- the connection's reads are parsed here: ``MSG``, ``PING``, ``PONG`` and ``+OK`` (nearly all
+  that a client receives) without a regular expression or a buffer shift per message; from
+  the first other operation (``HMSG``, ``INFO``, ``-ERR``) on, the read goes to nats-py's
+  parser, and back here once that parser has nothing half-read;
+- deliveries of the subscriptions routed here skip ``Msg`` and the subscription's queue: the
+  body goes straight to an :class:`Inbox`, whose one task runs the handler for each in order;
   messages with headers (JetStream status messages, anything a foreign publisher adds) still go
   nats-py's way, to the subscription's callback;
 - publishes append the ``PUB`` command (its head cached per subject) to nats-py's pending
@@ -27,6 +31,7 @@ from typing import Any
 
 from nats.aio.client import Client as Connection
 from nats.aio.subscription import Subscription
+from nats.protocol import parser as nats_parser
 
 from msgflo.transport._adapter import Range, missing, untested
 
@@ -36,7 +41,10 @@ TESTED: dict[str, Range] = {"nats-py": ((2, 16), (2, 17))}
 """nats-py versions (lowest, first untested) whose internals this module was checked against."""
 
 _CONNECTION_ATTRIBUTES = (
+    "_ps",
     "_process_msg",
+    "_process_ping",
+    "_process_pong",
     "_pending",
     "_pending_data_size",
     "_max_pending_size",
@@ -63,6 +71,11 @@ def unavailable(nc: Connection) -> str | None:
         return f"nats-py lacks {', '.join(lacking)}"
     if not isinstance(getattr(nc, "_pending", None), list):
         return "nats-py's pending buffer is not a list"
+    lacking = missing(nc._ps, ("parse", "reset", "buf", "state"), "nats.Parser.") + missing(
+        nats_parser, ("AWAITING_CONTROL_LINE",), "nats.protocol.parser."
+    )
+    if lacking:
+        return f"nats-py lacks {', '.join(lacking)}"
     return None
 
 
@@ -85,6 +98,61 @@ class Wire:
                 route(subject, reply, data)
 
         nc._process_msg = process_msg  # type: ignore[method-assign]
+        self._tail = b""
+        self._original_parse = nc._ps.parse
+        nc._ps.parse = self._parse  # type: ignore[method-assign]
+        original_reset = nc._ps.reset
+
+        def reset() -> None:  # nats-py resets its parser for every new connection
+            self._tail = b""
+            original_reset()
+
+        nc._ps.reset = reset  # type: ignore[method-assign]
+
+    async def _parse(self, data: bytes = b"") -> None:
+        """Parse one read; see the module's docstring for what goes to nats-py's parser."""
+        nc = self._nc
+        ps = nc._ps
+        if ps.buf or ps.state != nats_parser.AWAITING_CONTROL_LINE:
+            await self._original_parse(data)  # it holds a half-read operation of its own
+            return
+        if self._tail:
+            data, self._tail = self._tail + data, b""
+        routes = self._routes
+        end = len(data)
+        pos = 0
+        while pos < end:
+            eol = data.find(b"\r\n", pos)
+            if eol < 0:
+                break
+            if data.startswith(b"MSG ", pos):
+                parts = data[pos + 4 : eol].split()
+                size = int(parts[-1])
+                start = eol + 2
+                if start + size + 2 > end:
+                    break
+                body = data[start : start + size]
+                sid = int(parts[1])
+                reply = parts[2] if len(parts) == 4 else b""
+                pos = start + size + 2
+                route = routes.get(sid)
+                if route is not None:
+                    route(parts[0], reply, body)
+                else:
+                    await nc._process_msg(sid, parts[0], reply, body, None)  # type: ignore[arg-type]
+            elif data.startswith(b"PING", pos):
+                pos = eol + 2
+                await nc._process_ping()
+            elif data.startswith(b"PONG", pos):
+                pos = eol + 2
+                await nc._process_pong()
+            elif data.startswith(b"+OK", pos):
+                pos = eol + 2
+            else:
+                await self._original_parse(data[pos:])
+                return
+        if pos < end:
+            self._tail = data[pos:]
 
     def route(self, sub: Subscription, route: Route) -> bool:
         """Hand ``sub``'s deliveries without headers to ``route``; ``False`` (the subscription's

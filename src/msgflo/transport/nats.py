@@ -160,7 +160,7 @@ class _AckedPublisher:
         self._where = where
         self._inbox = f"{nc.new_inbox()}."
         self._ids = itertools.count()
-        self._pending: dict[str, tuple[str, bytes, int, asyncio.Future[None]]] = {}
+        self._pending: dict[str, tuple[str, bytes, int, asyncio.Future[None] | None]] = {}
         self._room = asyncio.Semaphore(PUBLISH_WINDOW)
         self._idle = asyncio.Event()
         self._idle.set()
@@ -172,11 +172,17 @@ class _AckedPublisher:
         if self._wire is not None:
             self._wire.route(sub, self._on_fast_ack)
 
-    async def publish(self, subject: str, body: bytes) -> asyncio.Future[None]:
+    async def publish(
+        self, subject: str, body: bytes, *, wait: bool
+    ) -> asyncio.Future[None] | None:
+        """Publish; with ``wait``, a future that settles with the acknowledgement (a refusal is
+        logged either way, and raised by :meth:`drain`)."""
         await self._room.acquire()
         token = str(next(self._ids))
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.add_done_callback(lambda f: f.cancelled() or f.exception())  # errors are logged
+        done: asyncio.Future[None] | None = None
+        if wait:
+            done = asyncio.get_running_loop().create_future()
+            done.add_done_callback(lambda f: f.cancelled() or f.exception())  # errors are logged
         self._pending[token] = (subject, body, self._epoch, done)
         self._idle.clear()
         await self._send(subject, body, self._inbox + token)
@@ -201,7 +207,7 @@ class _AckedPublisher:
         error = None
         if headers and headers.get("Status") == "503":
             error = "no stream takes this subject"
-        else:
+        elif not data.startswith(b'{"stream":') or b'"error"' in data:
             try:
                 reply = orjson.loads(data)
                 if isinstance(reply, dict) and "error" in reply:
@@ -209,12 +215,14 @@ class _AckedPublisher:
             except orjson.JSONDecodeError:
                 error = "unreadable acknowledgement"
         if error is None:
-            done.set_result(None)
+            if done is not None:
+                done.set_result(None)
         else:
             if self._refused.get(subject) != error:  # one line per cause, not per message
                 log.error("%s: JetStream refused a message on %r: %s", self._where, subject, error)
             self._refused[subject] = error
-            done.set_exception(TransportError(f"{self._where}: {subject!r}: {error}"))
+            if done is not None:
+                done.set_exception(TransportError(f"{self._where}: {subject!r}: {error}"))
         if not self._pending:
             self._idle.set()
 
@@ -478,12 +486,15 @@ class NatsClient(Client):
         if wire is None or self._publisher is not None or not wire.publish(name, body):
             await self._publish(name, body)
 
-    async def _publish(self, subject: str, body: bytes) -> asyncio.Future[None] | None:
-        """Publish; on JetStream the future settles with the server's acknowledgement."""
+    async def _publish(
+        self, subject: str, body: bytes, *, wait: bool = False
+    ) -> asyncio.Future[None] | None:
+        """Publish; on JetStream with ``wait``, the future settles with the server's
+        acknowledgement."""
         nc = self._connection()
         try:
             if self._publisher is not None and await self._stream_of(subject):
-                return await self._publisher.publish(subject, body)
+                return await self._publisher.publish(subject, body, wait=wait)
             if self._wire is None or not self._wire.publish(subject, body):
                 await nc.publish(subject, body)
         except nats.errors.Error as exc:
@@ -636,7 +647,7 @@ class NatsClient(Client):
         if requeue and token.jetstream:
             await self._settle_jetstream(token, NAK)
             return
-        done = await self._publish(token.dead, message.body)
+        done = await self._publish(token.dead, message.body, wait=True)
         if token.jetstream:
             if done is not None:
                 with contextlib.suppress(TransportError):
@@ -762,7 +773,7 @@ class NatsBroker(NatsClient, Broker):
             await self._ensure_stream(src, None)
 
         async def forward(message: Message) -> None:
-            done = await self._publish(tgt, message.body)
+            done = await self._publish(tgt, message.body, wait=True)
             if done is not None:
                 await done
             await self.ack_message(message)
