@@ -10,9 +10,8 @@ on a connection that :func:`unavailable` found to be the tested nats-py:
   the first other operation (``HMSG``, ``INFO``, ``-ERR``) on, the read goes to nats-py's
   parser, and back here once that parser has nothing half-read;
 - deliveries of the subscriptions routed here skip ``Msg`` and the subscription's queue: the
-  body goes straight to an :class:`Inbox`, whose one task runs the handler for each in order;
-  messages with headers (JetStream status messages, anything a foreign publisher adds) still go
-  nats-py's way, to the subscription's callback;
+  body (and the raw headers of an ``HMSG``) goes straight to an :class:`Inbox`, whose one task
+  runs the handler for each in order;
 - publishes append the ``PUB`` command (its head cached per subject) to nats-py's pending
   buffer and wake its flusher once per batch: one socket write per event-loop turn, as before.
   While the connection is away, or for a body over the server's limit, the caller uses the
@@ -57,8 +56,9 @@ INBOX_LIMIT = 65_536
 """Bodies an :class:`Inbox` holds before it drops (core NATS: a slow consumer loses messages,
 as nats-py's own pending limit would drop them)."""
 
-Route = Callable[[bytes, bytes, bytes], None]
-"""Called by the connection's reader with (subject, reply, body); must not block."""
+Route = Callable[[bytes, bytes, bytes, bytes | None], None]
+"""Called by the connection's reader with (subject, reply, body, raw headers or None); must
+not block."""
 
 
 def unavailable(nc: Connection) -> str | None:
@@ -92,10 +92,10 @@ class Wire:
             sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None
         ) -> None:
             route = self._routes.get(sid)
-            if route is None or headers:
+            if route is None:
                 await original(sid, subject, reply, data, headers)  # type: ignore[arg-type]
             else:
-                route(subject, reply, data)
+                route(subject, reply, data, headers)
 
         nc._process_msg = process_msg  # type: ignore[method-assign]
         self._tail = b""
@@ -137,7 +137,7 @@ class Wire:
                 pos = start + size + 2
                 route = routes.get(sid)
                 if route is not None:
-                    route(parts[0], reply, body)
+                    route(parts[0], reply, body, None)
                 else:
                     await nc._process_msg(sid, parts[0], reply, body, None)  # type: ignore[arg-type]
             elif data.startswith(b"PING", pos):
@@ -155,10 +155,10 @@ class Wire:
             self._tail = data[pos:]
 
     def route(self, sub: Subscription, route: Route) -> bool:
-        """Hand ``sub``'s deliveries without headers to ``route``; ``False`` (the subscription's
-        callback gets them) when the subscription has no id as nats-py 2.16 gives it.  Call it
-        before anything awaits after ``subscribe``, so that no delivery goes the other way.
-        nats-py keeps the id across reconnections, so the route stays valid."""
+        """Hand ``sub``'s deliveries to ``route``; ``False`` (the subscription's callback gets
+        them) when the subscription has no id as nats-py 2.16 gives it.  Call it before
+        anything awaits after ``subscribe``, so that no delivery goes the other way.  nats-py
+        keeps the id across reconnections, so the route stays valid."""
         sid = getattr(sub, "_id", None)
         if not isinstance(sid, int):
             return False
@@ -200,21 +200,23 @@ class Inbox:
     """Deliveries of one subscription, handled in order by one task; the connection's reader
     only appends to it, so a handler may wait on the same connection (a reply, an ack)."""
 
-    def __init__(self, handle: Callable[[bytes, bytes], Awaitable[None]], where: str) -> None:
+    def __init__(
+        self, handle: Callable[[bytes, bytes, bytes | None], Awaitable[None]], where: str
+    ) -> None:
         self._handle = handle
         self._where = where
-        self._items: list[tuple[bytes, bytes]] = []
+        self._items: list[tuple[bytes, bytes, bytes | None]] = []
         self._wake: asyncio.Future[None] | None = None
         self._dropped = 0
         self._task = asyncio.get_running_loop().create_task(self._run())
 
-    def push(self, _subject: bytes, reply: bytes, body: bytes) -> None:
+    def push(self, _subject: bytes, reply: bytes, body: bytes, headers: bytes | None) -> None:
         if len(self._items) >= INBOX_LIMIT:
             if not self._dropped:
                 log.warning("%s: more than %d messages waiting; dropping", self._where, INBOX_LIMIT)
             self._dropped += 1
             return
-        self._items.append((reply, body))
+        self._items.append((reply, body, headers))
         wake = self._wake
         if wake is not None and not wake.done():
             wake.set_result(None)
@@ -228,8 +230,8 @@ class Inbox:
                 await self._wake
                 self._wake = None
             batch, self._items = self._items, []
-            for reply, body in batch:
-                await handle(reply, body)
+            for reply, body, headers in batch:
+                await handle(reply, body, headers)
 
     async def close(self) -> None:
         self._task.cancel()

@@ -109,6 +109,24 @@ def jetstream_name(subject: str) -> str:
     return f"msgflo-{safe}"
 
 
+PENDING_HEADER = "Nats-Pending-Messages"
+
+
+def status_of(headers: bytes) -> tuple[str, str]:
+    """The status code of raw NATS headers (``NATS/1.0 408 Request Timeout``), ``""`` for
+    none, and the value of :data:`PENDING_HEADER` (how many messages of an expired pull
+    request were not delivered), ``""`` when absent."""
+    lines = headers.decode(errors="replace").split("\r\n")
+    first = lines[0].split(maxsplit=2)
+    status = first[1] if len(first) > 1 and first[1].isdigit() else ""
+    pending = ""
+    for line in lines[1:]:
+        key, _, value = line.partition(":")
+        if key.strip().lower() == PENDING_HEADER.lower():
+            pending = value.strip()
+    return status, pending
+
+
 def _cause(exc: BaseException) -> str:
     """One readable line from whatever nats-py or the OS raised."""
     if isinstance(exc, nats.js.errors.APIError) and exc.description:
@@ -192,8 +210,10 @@ class _AckedPublisher:
         if self._wire is None or not self._wire.publish(subject, body, reply):
             await self._nc.publish(subject, body, reply=reply)
 
-    def _on_fast_ack(self, subject: bytes, _reply: bytes, data: bytes) -> None:
-        self._acked(subject.decode(), data, None)
+    def _on_fast_ack(
+        self, subject: bytes, _reply: bytes, data: bytes, headers: bytes | None
+    ) -> None:
+        self._acked(subject.decode(), data, {"Status": status_of(headers)[0]} if headers else None)
 
     async def _on_ack(self, msg: Msg) -> None:
         self._acked(msg.subject, msg.data, msg.headers)
@@ -561,7 +581,7 @@ class NatsClient(Client):
             async def on_core(msg: Msg) -> None:
                 await self._deliver(name, msg.data, fast, handler)
 
-            async def on_fast(_reply: bytes, body: bytes) -> None:
+            async def on_fast(_reply: bytes, body: bytes, _headers: bytes | None) -> None:
                 await self._deliver(name, body, fast, handler)
 
             inbox = _natspy.Inbox(on_fast, f"{self.address.redacted()} {name}")
@@ -717,21 +737,27 @@ class _Puller:
                 self._heard = time.monotonic()
             await self._ask()
 
-    async def _on_fast(self, reply: bytes, body: bytes) -> None:
-        await self._data(reply.decode(), body)
+    async def _on_fast(self, reply: bytes, body: bytes, headers: bytes | None) -> None:
+        status, undelivered = status_of(headers) if headers else ("", "")
+        if status:
+            await self._status(status, undelivered)
+        else:
+            await self._data(reply.decode(), body)
 
     async def _on_msg(self, msg: Msg) -> None:
-        status = msg.headers.get("Status") if msg.headers else None
-        if status is None:
+        headers = msg.headers or {}
+        status = headers.get("Status", "")
+        if status:
+            await self._status(status, headers.get(PENDING_HEADER, ""))
+        else:
             await self._data(msg.reply, msg.data)
-            return
+
+    async def _status(self, status: str, undelivered: str) -> None:
         self._heard = time.monotonic()
-        assert msg.headers is not None
-        undelivered = msg.headers.get("Nats-Pending-Messages", "")
         if status == "408" and undelivered.isdigit():
             self._asked = max(0, self._asked - int(undelivered))
         elif status != "100":  # not an expiry or a heartbeat: ask afresh a second later
-            log.debug("pull %s: status %s %s", self._next, status, msg.headers)
+            log.debug("pull %s: status %s", self._next, status)
             self._asked = 0
             return
         await self._ask()
