@@ -28,6 +28,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import nats.errors
 from nats.aio.client import Client as Connection
 from nats.aio.subscription import Subscription
 from nats.protocol import parser as nats_parser
@@ -127,12 +128,14 @@ class Wire:
                 break
             if data.startswith(b"MSG ", pos):
                 parts = data[pos + 4 : eol].split()
-                size = int(parts[-1])
+                try:
+                    size, sid = int(parts[-1]), int(parts[1])
+                except (ValueError, IndexError):
+                    raise nats.errors.ProtocolError("nats: malformed MSG") from None
                 start = eol + 2
                 if start + size + 2 > end:
                     break
                 body = data[start : start + size]
-                sid = int(parts[1])
                 reply = parts[2] if len(parts) == 4 else b""
                 pos = start + size + 2
                 route = routes.get(sid)

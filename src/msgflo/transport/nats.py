@@ -234,14 +234,14 @@ class _AckedPublisher:
                     error = str(reply["error"].get("description", reply["error"]))
             except orjson.JSONDecodeError:
                 error = "unreadable acknowledgement"
-        if error is None:
-            if done is not None:
-                done.set_result(None)
-        else:
+        if error is not None:
             if self._refused.get(subject) != error:  # one line per cause, not per message
                 log.error("%s: JetStream refused a message on %r: %s", self._where, subject, error)
             self._refused[subject] = error
-            if done is not None:
+        if done is not None and not done.done():  # done already: its waiter gave up
+            if error is None:
+                done.set_result(None)
+            else:
                 done.set_exception(TransportError(f"{self._where}: {subject!r}: {error}"))
         if not self._pending:
             self._idle.set()
