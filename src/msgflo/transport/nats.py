@@ -590,33 +590,12 @@ class NatsClient(Client):
                 await inbox.close()
             self._subs[(name, group)] = _Routed(self, sub, inbox if routed else None)
             return
-        assert self._js is not None
-        durable = jetstream_name(group)
-        config = ConsumerConfig(
-            name=durable,
-            durable_name=durable,
-            filter_subject=name,
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=self._ack_wait,
-            deliver_policy=policy,
-            max_ack_pending=PULL_BATCH * 4,
-        )
-        try:
-            try:
-                await self._js.consumer_info(stream, durable)
-            except nats.js.errors.NotFoundError:
-                await self._js.add_consumer(stream, config=config)
-        except (nats.errors.Error, TimeoutError) as exc:
-            raise TransportError(
-                f"{self.address.redacted()}: cannot consume {name!r} from stream {stream}: "
-                f"{_cause(exc)}"
-            ) from exc
 
         async def on_delivery(reply: str, body: bytes) -> None:
             await self._deliver(name, body, _Token(reply, dead, True), handler)
 
-        puller = _Puller(self, f"{JS_API}.CONSUMER.MSG.NEXT.{stream}.{durable}", on_delivery)
-        await puller.start()
+        puller = _Puller(self, stream, jetstream_name(group), on_delivery)
+        await puller.start(name, policy)
         self._subs[(name, group)] = puller
 
     async def _deliver(
@@ -685,11 +664,14 @@ class _Puller:
     def __init__(
         self,
         client: NatsClient,
-        next_subject: str,
+        stream: str,
+        durable: str,
         deliver: Callable[[str, bytes], Awaitable[None]],
     ) -> None:
         self._client = client
-        self._next = next_subject
+        self._stream = stream
+        self._durable = durable
+        self._next = f"{JS_API}.CONSUMER.MSG.NEXT.{stream}.{durable}"
         self._deliver = deliver
         self._request = orjson.dumps({"batch": PULL_BATCH, "expires": int(PULL_EXPIRES * 1e9)})
         self._inbox_subject = ""
@@ -699,8 +681,29 @@ class _Puller:
         self._fast: _natspy.Inbox | None = None
         self._watch: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
+    async def start(self, subject: str, policy: DeliverPolicy) -> None:
+        """Make the durable consumer of ``subject`` unless it exists, then start pulling."""
         client = self._client
+        assert client._js is not None
+        config = ConsumerConfig(
+            name=self._durable,
+            durable_name=self._durable,
+            filter_subject=subject,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=client._ack_wait,
+            deliver_policy=policy,
+            max_ack_pending=PULL_BATCH * 4,
+        )
+        try:
+            try:
+                await client._js.consumer_info(self._stream, self._durable)
+            except nats.js.errors.NotFoundError:
+                await client._js.add_consumer(self._stream, config=config)
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise TransportError(
+                f"{client.address.redacted()}: cannot consume {subject!r} from stream "
+                f"{self._stream}: {_cause(exc)}"
+            ) from exc
         self._inbox_subject = client._connection().new_inbox()
         self._fast = _natspy.Inbox(self._on_fast, self._next)
         self._sub, routed = await client._subscribe(
