@@ -310,7 +310,7 @@ def targets_section(data: dict[str, Any]) -> str:
         )
     table = _table(
         ["target", "measured", "met"],
-        ([name, value, VERDICTS[ok]] for name, value, ok in checks),
+        ([name, value, VERDICTS[bool(ok)]] for name, value, ok in checks),
     )
     return "### Targets\n\n" + table
 
