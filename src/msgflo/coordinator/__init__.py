@@ -8,7 +8,8 @@
 - :mod:`.events`: what listeners hear
 """
 
-from msgflo.coordinator.coordinator import Coordinator, CoordinatorOptions, Role
+from msgflo.coordinator.coordinator import Coordinator, CoordinatorOptions
+from msgflo.coordinator.edits import Role
 from msgflo.coordinator.events import CoordinatorError, Event, EventKind, Listener
 from msgflo.coordinator.registry import (
     GONE_AFTER_PERIODS,

@@ -3,7 +3,8 @@
 It turns graph changes and discoveries into wiring; the parts it drives live beside it: the
 registry of participants (:mod:`.registry`), the processes it starts (:mod:`.supervisor`), the
 IIPs owed (:mod:`.initials`), how bindings are made (:mod:`.binder`) and observed
-(:mod:`.taps`), and what listeners hear (:mod:`.events`).
+(:mod:`.taps`), what listeners hear (:mod:`.events`), the graph edits and port access it offers
+(:mod:`.edits`), the bindings it made (:mod:`.ledger`) and local autoscaling (:mod:`.autoscaler`).
 
 Unlike the original, nothing here waits for a participant: a node whose participant is late,
 foreign, or unknown to the library stays *pending* and is wired the moment it announces itself.
@@ -24,6 +25,7 @@ from typing import Any
 from msgflo.control import ControlClient
 from msgflo.coordinator.binder import Applied, Binder
 from msgflo.coordinator.discovery import Arrivals, Discovery
+from msgflo.coordinator.edits import GraphEdits, Role
 from msgflo.coordinator.events import CoordinatorError, Event, EventKind, Events, Listener
 from msgflo.coordinator.initials import Initials
 from msgflo.coordinator.ledger import LEDGER_FILE, Ledger, default_path
@@ -38,22 +40,18 @@ from msgflo.coordinator.registry import (
     winner_event,
 )
 from msgflo.coordinator.supervisor import Instances, Supervisor, SupervisorOptions
-from msgflo.coordinator.taps import Observers, TapHandler
+from msgflo.coordinator.taps import Observers
 from msgflo.library import Library, LibraryError
 from msgflo.participant import discovery_period
-from msgflo.transport import Binding, Broker, QueueKind, TransportError
+from msgflo.transport import Binding, Broker, TransportError
 from msgflo.wiring import (
     VIRTUAL_COMPONENTS,
     Direction,
-    Endpoint,
     GraphSpec,
-    InitialPacket,
     Link,
     Planned,
-    WiringError,
     convention_resolver,
     discovery_resolver,
-    find_queue,
     plan,
 )
 
@@ -94,16 +92,7 @@ class CoordinatorOptions:
         )
 
 
-@dataclass(slots=True)
-class Role:
-    """A node of the coordinator's graph: the role a participant takes."""
-
-    name: str
-    component: str
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
-class Coordinator:
+class Coordinator(GraphEdits):
     def __init__(
         self,
         broker: Broker,
@@ -356,83 +345,6 @@ class Coordinator:
                 )
             )
 
-    async def add_node(
-        self, name: str, component: str, metadata: Mapping[str, Any] | None = None
-    ) -> None:
-        async with self._lock:
-            if name in self.nodes:
-                raise CoordinatorError(f"node {name!r} already exists")
-            node = self.nodes[name] = Role(name, component, dict(metadata or {}))
-            self._start_node(node)
-            await self._rewire()
-        self._emit(Event(EventKind.GRAPH_CHANGED, name, f"node {name} added"))
-
-    async def remove_node(self, name: str) -> None:
-        """Removes the node with its edges and IIPs, and stops its participant if we started it."""
-        async with self._lock:
-            if name not in self.nodes:
-                raise CoordinatorError(f"no node {name!r} in the graph")
-            del self.nodes[name]
-            self.edges = [e for e in self.edges if name not in (e.src.process, e.tgt.process)]
-            self.initials.packets = [i for i in self.initials.packets if i.tgt.process != name]
-            child = self.children.pop(name, None)
-            await self._rewire()
-        if child is not None:
-            await child.stop()
-        self._emit(Event(EventKind.GRAPH_CHANGED, name, f"node {name} removed"))
-
-    def _require_port(self, ref: Endpoint, direction: Direction) -> None:
-        if ref.process not in self.nodes:
-            raise CoordinatorError(f"no node {ref.process!r} in the graph")
-        definition = self.registry.definitions().get(ref.process)
-        if definition is not None and self.nodes[ref.process].component not in VIRTUAL_COMPONENTS:
-            try:
-                find_queue(definition, direction, ref.port)
-            except WiringError as exc:
-                raise CoordinatorError(str(exc)) from exc
-
-    async def add_edge(self, src: Endpoint, tgt: Endpoint) -> Planned:
-        """Connect two ports; returns the edge's wiring (pending until both are discovered)."""
-        edge = Link(src, tgt)
-        async with self._lock:
-            self._require_port(src, Direction.OUT)
-            self._require_port(tgt, Direction.IN)
-            if edge in self.edges:
-                raise CoordinatorError(f"edge {edge} already exists")
-            self.edges.append(edge)
-            await self._rewire()
-            planned = self.planned(edge)
-        self._emit(Event(EventKind.GRAPH_CHANGED, message=f"edge {edge} added"))
-        return planned
-
-    async def remove_edge(self, src: Endpoint, tgt: Endpoint) -> None:
-        edge = Link(src, tgt)
-        async with self._lock:
-            if edge not in self.edges:
-                raise CoordinatorError(f"no edge {edge} in the graph")
-            self.edges.remove(edge)
-            await self.observers.unwatch(edge)
-            await self._rewire()
-        self._emit(Event(EventKind.GRAPH_CHANGED, message=f"edge {edge} removed"))
-
-    async def add_initial(self, tgt: Endpoint, data: Any) -> None:
-        """Store the IIP and send it now if its target runs; new instances get it too."""
-        async with self._lock:
-            self._require_port(tgt, Direction.IN)
-            initial = InitialPacket(data, tgt)
-            self.initials.packets.append(initial)
-            if self.discovered(tgt.process):
-                await self.initials.send(initial)
-        self._emit(Event(EventKind.GRAPH_CHANGED, message=f"IIP to {tgt} added"))
-
-    async def remove_initial(self, tgt: Endpoint) -> None:
-        async with self._lock:
-            before = len(self.initials.packets)
-            self.initials.packets = [i for i in self.initials.packets if i.tgt != tgt]
-            if len(self.initials.packets) == before:
-                raise CoordinatorError(f"no IIP to {tgt} in the graph")
-        self._emit(Event(EventKind.GRAPH_CHANGED, message=f"IIP to {tgt} removed"))
-
     def planned(self, edge: Link) -> Planned:
         for planned in self.wiring.values():
             if edge in planned.edges:
@@ -473,42 +385,6 @@ class Coordinator:
     def _owe_initials(self, role: str) -> None:
         if self.options.send_iips and self.initials.owe(role):
             self._spawn(self.initials.deadline(role, self.options.wait_timeout, self._lock))
-
-    async def send(self, tgt: Endpoint, data: Any) -> None:
-        """Send ``data`` to an inport of a discovered participant (what an FBP client sends
-        into an exported inport)."""
-        definition = self.registry.definitions().get(tgt.process)
-        if definition is None:
-            raise CoordinatorError(f"{tgt.process} has not announced itself yet")
-        try:
-            queue = find_queue(definition, Direction.IN, tgt.port)
-            await self.broker.send_to(QueueKind.IN, queue, data)
-        except (WiringError, TransportError) as exc:
-            raise CoordinatorError(f"cannot send to {tgt}: {exc}") from exc
-
-    # -- observing -------------------------------------------------------------------------
-
-    async def tap(self, ref: Endpoint, handler: TapHandler) -> None:
-        """Call ``handler(ref, data)`` for everything the outport ``ref`` sends, from the moment
-        its participant is known; taps are applied before IIPs go out, so none of their
-        consequences is missed."""
-        async with self._lock:
-            self.observers.add_tap(ref, handler)
-            await self.observers.apply_taps()
-
-    async def untap(self, ref: Endpoint, handler: TapHandler) -> None:
-        async with self._lock:
-            self.observers.remove_tap(ref, handler)
-            await self.observers.apply_taps()
-
-    async def watch_edge(self, edge: Link) -> None:
-        """Report the data passing ``edge`` as :attr:`EventKind.DATA` events (``network:data``)."""
-        async with self._lock:
-            await self.observers.watch(edge, self.planned(edge))
-
-    async def unwatch_edge(self, edge: Link) -> None:
-        async with self._lock:
-            await self.observers.unwatch(edge)
 
     # -- reporting -------------------------------------------------------------------------
 
