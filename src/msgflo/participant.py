@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar, cast
 
+from msgflo import deadletter
 from msgflo.control import ControlServer, DiscoveryResponder, share_group
 from msgflo.transport import Client, Message, QueueKind
 
@@ -210,7 +211,7 @@ class _LegacyWorker:
                     elif kind == _ACK:
                         await participant._settle(a, ack=True)
                     elif kind == _NACK:
-                        await participant._settle(a, ack=False)
+                        await participant._settle(a, ack=False, reason=b)
                     elif kind == _FAILED:
                         await participant._failed(a.port, a, b)
                     else:
@@ -266,11 +267,7 @@ class Participant:
             "outports": self.outports,
         }
         self.role = role or ""
-        self.definition: dict[str, Any] = (
-            normalize_definition(self._raw_definition, self.role, legacy=self.legacy)
-            if self.role
-            else {}
-        )
+        self.definition: dict[str, Any] = self._define(self.role) if self.role else {}
         self.client: Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -288,7 +285,14 @@ class Participant:
 
     def set_role(self, role: str) -> None:
         self.role = role
-        self.definition = normalize_definition(self._raw_definition, role, legacy=self.legacy)
+        self.definition = self._define(role)
+
+    def _define(self, role: str) -> dict[str, Any]:
+        """The discovery payload; our participants also list their dead-letter outports
+        ``dead_<inport>``, under ``deadletters``: a key Node coordinators do not read."""
+        definition = normalize_definition(self._raw_definition, role, legacy=self.legacy)
+        definition[deadletter.DISCOVERY_KEY] = deadletter.announced(definition["inports"])
+        return definition
 
     @property
     def id(self) -> str:
@@ -333,10 +337,15 @@ class Participant:
         self._from_thread((_ACK, msg, None))
         return _DONE
 
-    def nack(self, msg: Message) -> Awaitable[None]:
+    def nack(
+        self, msg: Message, reason: str | Mapping[str, Any] | None = None
+    ) -> Awaitable[None]:
+        """Fail ``msg``: it goes to the dead-letter port ``dead_<inport>`` with ``reason`` (a
+        text, or fields of one's own) beside the role, inport and time."""
+        why = deadletter.reason_for_nack(self.role, msg.port or "", reason)
         if self._on_loop_thread():
-            return self._settle(msg, ack=False)
-        self._from_thread((_NACK, msg, None))
+            return self._settle(msg, ack=False, reason=why)
+        self._from_thread((_NACK, msg, why))
         return _DONE
 
     async def _send(self, outport: str, data: Any) -> None:
@@ -352,7 +361,9 @@ class Participant:
         how tests see what a participant did with its input."""
         self._settle_listeners.append(listener)
 
-    async def _settle(self, msg: Message, *, ack: bool) -> None:
+    async def _settle(
+        self, msg: Message, *, ack: bool, reason: Mapping[str, Any] | None = None
+    ) -> None:
         if msg.settled:
             return
         for listener in self._settle_listeners:
@@ -363,7 +374,7 @@ class Participant:
         if ack:
             await self.client.ack_message(msg)
         else:
-            await self.client.nack_message(msg)
+            await self.client.nack_message(msg, reason=reason)
 
     def _on_loop_thread(self) -> bool:
         return self._loop_thread is None or threading.get_ident() == self._loop_thread
@@ -471,18 +482,21 @@ class Participant:
     # -- message handling ---------------------------------------------------------------------
 
     def _make_handler(self, port: str) -> Callable[[Message], Awaitable[None]]:
+        """Messages taken from another topic for this port (:meth:`_attach`) count as this
+        port's: their dead letters go to ``dead-<inqueue>`` like the others'."""
+        inqueue = self.inport(port)["queue"]
         if self._sync_process:
             worker = self._worker
             assert worker is not None
 
             def legacy(msg: Message) -> Awaitable[None]:
-                msg.port = port
+                msg.port, msg.queue = port, inqueue
                 return worker.submit(port, msg)
 
             return legacy
 
         async def modern(msg: Message) -> None:
-            msg.port = port
+            msg.port, msg.queue = port, inqueue
             try:
                 await self.process(port, msg)
             except Exception as exc:
@@ -506,7 +520,9 @@ class Participant:
                 await self._send("error", report)
             except Exception as send_exc:
                 log.error("%s: could not send the error: %s", self.role, send_exc)
-        await self._settle(msg, ack=False)
+        await self._settle(
+            msg, ack=False, reason=deadletter.reason_for_exception(self.role, port, exc)
+        )
 
 
 def component(

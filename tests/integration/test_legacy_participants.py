@@ -13,6 +13,9 @@ import pytest
 
 from msgflo.transport import Broker, Message, QueueKind, get_broker
 from tests.brokers import MOSQUITTO, RABBITMQ, require_broker
+
+ORIGINAL_KEYS = {"id", "role", "component", "label", "icon", "inports", "outports"}
+"""The original's discovery keys; ours add `deadletters`, which Node coordinators do not read."""
 from tests.integration.processes import BIN, running
 
 LEGACY = Path(__file__).parent.parent / "fixtures" / "legacy"
@@ -90,7 +93,7 @@ async def test_upper_announces_processes_and_survives_garbage(
         assert ready.startswith(f"{role}(bars/Upper) ready on ")
         envelope = await next_item(observer.discovered)
         payload = envelope["payload"]
-        assert set(payload) == {"id", "role", "component", "label", "icon", "inports", "outports"}
+        assert set(payload) == ORIGINAL_KEYS | {"deadletters"}
         assert payload["inports"] == [{"id": "in", "type": "string", "queue": f"{role}/in"}]
         await observer.send(f"{role}/in", "hello")
         assert await next_item(out) == "HELLO"

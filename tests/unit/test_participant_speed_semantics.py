@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -41,10 +42,16 @@ class RecordingClient(MemoryClient):
         self._note_settled()
         await super().ack_message(message)
 
-    async def nack_message(self, message: Message, *, requeue: bool = False) -> None:
+    async def nack_message(
+        self,
+        message: Message,
+        *,
+        requeue: bool = False,
+        reason: Mapping[str, Any] | None = None,
+    ) -> None:
         self.log.append(("nack", message.data))
         self._note_settled()
-        await super().nack_message(message, requeue=requeue)
+        await super().nack_message(message, requeue=requeue, reason=reason)
 
 
 class TwoThenAck(msgflo.Participant):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from msgflo import deadletter
 from msgflo.foreign import DeclarationError, load_declaration
 from msgflo.library import Component, Library
 from msgflo.source_definition import python_definition
@@ -70,7 +71,8 @@ def component_payload(component: Component, library: Library) -> dict[str, Any]:
         "name": component.name,
         "subgraph": component.path is not None and component.path.suffix in GRAPH_LANGUAGES,
         "inPorts": port_definitions(definition.get("inports")),
-        "outPorts": port_definitions(definition.get("outports")),
+        "outPorts": port_definitions(definition.get("outports"))
+        + port_definitions(deadletter.ports_of(definition)),
     }
     description = definition.get("description") or definition.get("label")
     if isinstance(description, str) and description:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
+
+from msgflo.transport.reason import unwrap
 
 DISCOVERY_QUEUE = "fbp"
 """Queue (AMQP) or topic (MQTT) that carries discovery messages, as in every msgflo library."""
@@ -90,10 +92,19 @@ class Message:
     port: str | None = None
     acked: bool = False
     nacked: bool = False
+    reason: dict[str, str | int] | None = None
+    """Why the message was dead-lettered, when it is a dead letter (see
+    :mod:`msgflo.transport.reason`); ``data`` is then the payload that failed, unchanged."""
 
     @classmethod
     def from_body(cls, queue: str, body: bytes, token: Any = None) -> Message:
         return cls(queue=queue, body=body, data=decode(body), token=token)
+
+    @classmethod
+    def from_envelope(cls, queue: str, body: bytes, token: Any = None) -> Message:
+        """For brokers that carry a dead letter's reason in an envelope (MQTT, NATS)."""
+        original, reason = unwrap(body)
+        return cls(queue=queue, body=original, data=decode(original), token=token, reason=reason)
 
     @classmethod
     def from_data(cls, queue: str, data: Any, port: str | None = None) -> Message:
@@ -281,18 +292,28 @@ class Client(ABC):
         """
 
     @abstractmethod
-    async def nack_message(self, message: Message, *, requeue: bool = False) -> None:
-        """Settle ``message`` as failed: dead-lettered (when a binding names a deadletter
-        queue) or dropped, or put back in the queue with ``requeue``.  Transports that cannot
-        reject (MQTT) only mark it settled."""
+    async def nack_message(
+        self,
+        message: Message,
+        *,
+        requeue: bool = False,
+        reason: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Settle ``message`` as failed, or put it back in the queue with ``requeue``.
+
+        A failed message goes to ``dead-<queue>`` (``message.queue``), where a round-robin
+        binding's deadletter queue picks it up.  With ``reason`` it carries why (see
+        :mod:`msgflo.transport.reason`): RabbitMQ and memory in headers, MQTT and NATS in an
+        envelope.  Where nothing takes dead letters the fate is the transport's (see
+        docs/deadletters.md), always with a log line; a reason never makes the nack fail."""
 
     supports_attach: ClassVar[bool] = False
     """Whether a consumer may subscribe to a source queue itself (MQTT, which has no
     broker-side bindings): see :mod:`msgflo.control`."""
 
-    dead_letters: ClassVar[bool] = False
-    """Whether a nacked message goes to the exchange ``dead-<queue>`` of its inqueue (brokers
-    with dead-letter exchanges), where a queue of that name bound to it collects them."""
+    dead_letters: ClassVar[bool] = True
+    """Whether a nacked message goes to ``dead-<queue>`` of its inqueue, where
+    :meth:`Broker.subscribe_data` on ``dead-<queue>`` sees it (every transport here does)."""
 
     async def attach(self, source: str, handler: MessageHandler, *, group: str) -> None:
         """Consume ``source`` as if it were bound to one of our queues; consumers that attach

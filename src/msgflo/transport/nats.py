@@ -40,6 +40,7 @@ import os
 import re
 import ssl
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +75,7 @@ from msgflo.transport.base import (
     TransportError,
     decode,
 )
+from msgflo.transport.reason import unwrap, wrap
 
 log = logging.getLogger(__name__)
 
@@ -508,7 +510,7 @@ class NatsClient(Client):
                 await pull.unsubscribe()
 
     async def _deliver(self, name: str, token: _Token, handler: MessageHandler) -> None:
-        message = Message.from_body(name, token.msg.data, token)
+        message = Message.from_envelope(name, token.msg.data, token)
         try:
             await handler(message)
         except Exception:
@@ -536,7 +538,13 @@ class NatsClient(Client):
             with contextlib.suppress(nats.errors.Error):  # unacked: the server redelivers
                 await token.msg.ack()
 
-    async def nack_message(self, message: Message, *, requeue: bool = False) -> None:
+    async def nack_message(
+        self,
+        message: Message,
+        *,
+        requeue: bool = False,
+        reason: Mapping[str, Any] | None = None,
+    ) -> None:
         """Requeue (JetStream only; core NATS cannot take a message back), or send the body to
         ``dead-<queue>`` where a round-robin binding's dead-letter queue picks it up."""
         if message.settled:
@@ -549,7 +557,8 @@ class NatsClient(Client):
             with contextlib.suppress(nats.errors.Error):
                 await token.msg.nak()
             return
-        done = await self._publish(token.dead, message.body)
+        body = message.body if reason is None else wrap(message.body, reason)
+        done = await self._publish(token.dead, body)
         if token.jetstream:
             if done is not None:
                 with contextlib.suppress(TransportError):
@@ -607,7 +616,7 @@ class NatsBroker(NatsClient, Broker):
 
         async def observe(msg: Msg) -> None:
             try:
-                await handler(binding, decode(msg.data))
+                await handler(binding, decode(unwrap(msg.data)[0]))
             except Exception:
                 log.exception("data handler for %s failed", binding.src)
 

@@ -1,0 +1,97 @@
+"""Dead-letter ports and reasons, as participants, wiring and FBP clients see them.
+
+Every inport ``in`` of a participant has a synthesized outport ``dead_in`` that carries what
+``in`` fails (queue ``dead-<inqueue>``, msgflo-nodejs' dead-letter exchange).  Discovery lists
+them under their own key, ``deadletters``, which Node coordinators do not read, so their view of
+a participant's outports is unchanged.  How a reason crosses each broker is
+:mod:`msgflo.transport.reason`; docs/deadletters.md is the user's side.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+PREFIX = "dead_"
+"""``dead_in`` (or ``DEAD_IN``) is the outport that carries what inport ``in`` fails."""
+
+DISCOVERY_KEY = "deadletters"
+
+TRACEBACK_FRAMES = 5
+"""Frames of a failure's traceback kept in its reason: where it failed, not the whole stack."""
+
+
+def queue_of(inqueue: str) -> str:
+    """Where what is failed on ``inqueue`` goes (msgflo-nodejs' dead-letter exchange)."""
+    return f"dead-{inqueue}"
+
+
+def is_dead_port(port: str) -> bool:
+    return port.lower().startswith(PREFIX)
+
+
+def inport_of(port: str) -> str:
+    """``dead_in`` → ``in``."""
+    return port[len(PREFIX) :]
+
+
+def ports_of(definition: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The dead-letter outports of a discovery definition: those it lists under ``deadletters``,
+    else one per inport (Node and foreign participants, whose inqueues RabbitMQ dead-letters
+    to ``dead-<queue>`` all the same)."""
+    listed = definition.get(DISCOVERY_KEY)
+    if isinstance(listed, list):
+        return [dict(p) for p in listed if isinstance(p, Mapping) and isinstance(p.get("id"), str)]
+    out = []
+    for port in definition.get("inports") or []:
+        if isinstance(port, Mapping) and isinstance(port.get("id"), str):
+            out.append(_port_for(port))
+    return out
+
+
+def _port_for(inport: Mapping[str, Any]) -> dict[str, Any]:
+    port: dict[str, Any] = {
+        "id": f"{PREFIX}{inport['id']}",
+        "type": inport.get("type", "any"),
+        "inport": inport["id"],
+    }
+    if inport.get("queue"):
+        port["queue"] = queue_of(str(inport["queue"]))
+    if inport.get("schema") is not None:
+        port["schema"] = inport["schema"]
+    return port
+
+
+def announced(inports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What a participant announces under ``deadletters``."""
+    return [_port_for(port) for port in inports]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def reason_for_nack(role: str, inport: str, why: str | Mapping[str, Any] | None) -> dict[str, Any]:
+    """The reason of an explicit ``nack(msg, reason=...)``: a text, or fields of one's own."""
+    reason: dict[str, Any] = {"reason": "nack", "role": role, "inport": inport, "time": _now()}
+    if isinstance(why, Mapping):
+        reason.update(why)
+    elif why is not None:
+        reason["error"] = why
+    return reason
+
+
+def reason_for_exception(role: str, inport: str, exc: BaseException) -> dict[str, Any]:
+    """The reason of a ``process`` that raised: what, where and a few frames of how."""
+    frames = traceback.extract_tb(exc.__traceback__)[-TRACEBACK_FRAMES:]
+    return {
+        "reason": "error",
+        "error": str(exc),
+        "type": type(exc).__name__,
+        "traceback": "".join(traceback.format_list(frames)).rstrip(),
+        "role": role,
+        "inport": inport,
+        "time": _now(),
+    }
