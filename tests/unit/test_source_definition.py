@@ -88,6 +88,6 @@ def test_component_list_shows_ports_of_a_python_component_nobody_has_run(tmp_pat
     assert payload["outPorts"] == [
         {"id": "total", "type": "number"},
         {"id": "dead_add", "type": "number"},
-        {"id": "dead_reset", "type": "any"},
+        {"id": "dead_reset", "type": "number"},
     ]
     assert payload["description"] == "Adds what arrives on add; reset sets the total"
