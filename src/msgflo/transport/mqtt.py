@@ -590,7 +590,9 @@ class MqttClient(Client):
             await route.queue.stop()
 
         async def deliver(topic: str, body: bytes) -> None:
-            message = Message.from_envelope(topic, body)
+            # The token marks a delivery (which a participant settles on the broker) apart
+            # from data handed to it directly; MQTT has no handle of its own to put there.
+            message = Message.from_envelope(topic, body, token=topic)
             try:
                 await handler(message)
             except Exception:

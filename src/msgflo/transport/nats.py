@@ -583,7 +583,11 @@ class NatsBroker(NatsClient, Broker):
             await self._ensure_stream(src, None)
 
         async def forward(message: Message) -> None:
-            done = await self._publish(tgt, message.body)
+            # As it came: a dead letter's envelope travels on with its reason.
+            token = message.token
+            done = await self._publish(
+                tgt, token.msg.data if isinstance(token, _Token) else message.body
+            )
             if done is not None:
                 await done
             await self.ack_message(message)

@@ -1,0 +1,200 @@
+"""Dead letters with reasons, end to end: a participant fails, the coordinator wires its
+``DEAD_IN`` port from an ``.fbp`` graph, and a recovering participant gets the payload that
+failed with the reason beside it, on every broker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+import msgflo
+import msgflo.testing
+from msgflo.coordinator import Coordinator, CoordinatorOptions
+from msgflo.graph.fbp import parse_fbp
+from msgflo.transport import Message, QueueKind, get_broker, get_client
+from tests.brokers import MOSQUITTO, NATS, RABBITMQ, require_broker
+
+BROKERS = [
+    pytest.param("memory", id="memory"),
+    pytest.param("mqtt", id="mosquitto", marks=pytest.mark.broker),
+    pytest.param("amqp", id="rabbitmq", marks=pytest.mark.broker),
+]
+"""Where a coordinator runs (it needs broadcast channels, which the NATS transport lacks)."""
+TRANSPORTS = [*BROKERS, pytest.param("nats", id="nats", marks=pytest.mark.broker)]
+WAIT = 10.0
+
+
+def url_for(kind: str) -> str:
+    if kind == "mqtt":
+        require_broker(1883, "Mosquitto")
+        return MOSQUITTO
+    if kind == "amqp":
+        require_broker(5672, "RabbitMQ")
+        return RABBITMQ
+    if kind == "nats":
+        require_broker(4222, "NATS")
+        return NATS
+    return f"memory://dead-{uuid.uuid4().hex}"
+
+
+class Fails(msgflo.Participant):
+    component = "test/Fails"
+    inports = {"in": "object"}
+    outports = {"out": "object"}
+
+    async def process_in(self, msg: Message) -> None:
+        if msg.data.get("bad"):
+            raise ValueError(f"cannot take {msg.data['bad']}")
+        await self.send("out", msg.data)
+
+
+class Recover(msgflo.Participant):
+    component = "test/Recover"
+    inports = {"in": "object"}
+    outports = {"out": "object"}
+
+    def __init__(self, role: str) -> None:
+        super().__init__(role)
+        self.got: asyncio.Queue[Message] = asyncio.Queue()
+
+    async def process_in(self, msg: Message) -> None:
+        self.got.put_nowait(msg)
+
+
+class LegacyNack(msgflo.Participant):
+    """msgflo-python style: nacks with a reason of its own."""
+
+    def __init__(self, role: str) -> None:
+        super().__init__({"component": "test/LegacyNack", "inports": [{"id": "in"}]}, role)
+
+    def process(self, inport: str, msg: Message) -> None:
+        self.nack(msg, reason="too old")
+
+
+@pytest.fixture(params=BROKERS)
+async def url(request: pytest.FixtureRequest) -> str:
+    return url_for(request.param)
+
+
+@pytest.fixture
+async def coordinator(url: str, tmp_path: Path) -> AsyncIterator[Coordinator]:
+    running = Coordinator(
+        get_broker(url),
+        options=CoordinatorOptions(
+            broker_url=url, state_dir=tmp_path / "state", discovery_period=60, wait_timeout=30
+        ),
+    )
+    await running.start()
+    yield running
+    await running.stop()
+
+
+async def wired(coordinator: Coordinator, key: str) -> None:
+    async def until() -> None:
+        while not any(
+            key in k and p.status.value == "bound" for k, p in coordinator.wiring.items()
+        ):
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(until(), WAIT)
+
+
+async def test_dead_port_edge_from_fbp_carries_payload_and_reason(
+    url: str, coordinator: Coordinator, prefix: str
+) -> None:
+    worker, recover = f"{prefix}w", f"{prefix}r"
+    graph = parse_fbp(f"{worker}(test/Fails) DEAD_IN -> IN {recover}(test/Recover)")
+    await coordinator.load_graph(graph.to_json())
+    client = get_client(url)
+    await client.connect()
+    fails, recovers = Fails(worker), Recover(recover)
+    try:
+        await recovers.start(client)
+        await fails.start(client)
+        await wired(coordinator, "dead_in")
+        await client.send_to(QueueKind.IN, f"{worker}.IN", {"bad": "this"})
+        got = await asyncio.wait_for(recovers.got.get(), WAIT)
+        assert got.data == {"bad": "this"}, "the payload that failed, unchanged"
+        reason = got.reason
+        assert reason is not None
+        assert reason["reason"] == "error" and reason["type"] == "ValueError"
+        assert reason["error"] == "cannot take this"
+        assert reason["role"] == worker and reason["inport"] == "in"
+        assert "process_in" in str(reason["traceback"])
+        assert str(reason["time"]).startswith("20")
+    finally:
+        await fails.stop()
+        await recovers.stop()
+        await client.disconnect()
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+async def test_probe_receives_dead_letters_of_a_legacy_nack(kind: str, prefix: str) -> None:
+    async with msgflo.testing.participant(LegacyNack, f"{prefix}n", broker=url_for(kind)) as p:
+        await p.send("in", {"n": 1})
+        assert await p.receive_dead("in") == {"n": 1}
+        assert p.nacked["in"] == [{"n": 1}]
+
+
+@pytest.mark.broker
+async def test_rabbitmq_parks_dead_letters_nothing_takes(
+    prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    require_broker(5672, "RabbitMQ")
+    role = f"{prefix}park"
+    client = get_broker(RABBITMQ)
+    await client.connect()
+    worker = Fails(role)
+    parked = f"dead-{role}.IN"
+    try:
+        await worker.start(client)
+        with caplog.at_level(logging.WARNING):
+            await client.send_to(QueueKind.IN, f"{role}.IN", {"bad": "nobody"})
+            got: asyncio.Queue[Message] = asyncio.Queue()
+
+            async def keep(message: Message) -> None:
+                got.put_nowait(message)
+                await client.ack_message(message)
+
+            async def until_parked() -> None:
+                while "parked in queue" not in caplog.text:
+                    await asyncio.sleep(0.02)
+
+            await asyncio.wait_for(until_parked(), WAIT)
+        await client.subscribe_to_queue(parked, keep)
+        message = await asyncio.wait_for(got.get(), WAIT)
+        assert message.data == {"bad": "nobody"}
+        assert message.reason is not None and message.reason["error"] == "cannot take nobody"
+        assert f"no queue takes the dead letters of '{role}.IN'" in caplog.text
+    finally:
+        await worker.stop()
+        await client.remove_queue(QueueKind.IN, parked)
+        await client.remove_queue(QueueKind.IN, f"{role}.IN")
+        await client.disconnect()
+
+
+async def test_memory_logs_a_dead_letter_nothing_takes(
+    prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"memory://{prefix}"
+    client = get_client(url)
+    await client.connect()
+    worker = Fails(f"{prefix}m")
+    await worker.start(client)
+    try:
+        with caplog.at_level(logging.WARNING):
+            await client.send_to(QueueKind.IN, f"{prefix}m.IN", {"bad": "x"})
+
+            async def until_logged() -> None:
+                while "nothing is bound to" not in caplog.text:
+                    await asyncio.sleep(0.01)
+
+            await asyncio.wait_for(until_logged(), WAIT)
+    finally:
+        await worker.stop()
+        await client.disconnect()
