@@ -337,9 +337,7 @@ class Participant:
         self._from_thread((_ACK, msg, None))
         return _DONE
 
-    def nack(
-        self, msg: Message, reason: str | Mapping[str, Any] | None = None
-    ) -> Awaitable[None]:
+    def nack(self, msg: Message, reason: str | Mapping[str, Any] | None = None) -> Awaitable[None]:
         """Fail ``msg``: it goes to the dead-letter port ``dead_<inport>`` with ``reason`` (a
         text, or fields of one's own) beside the role, inport and time."""
         why = deadletter.reason_for_nack(self.role, msg.port or "", reason)

@@ -5,10 +5,12 @@ failed with the reason beside it, on every broker."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,8 +18,9 @@ import msgflo
 import msgflo.testing
 from msgflo.coordinator import Coordinator, CoordinatorOptions
 from msgflo.graph.fbp import parse_fbp
-from msgflo.transport import Message, QueueKind, get_broker, get_client
+from msgflo.transport import Broker, Message, QueueKind, get_broker, get_client
 from tests.brokers import MOSQUITTO, NATS, RABBITMQ, require_broker
+from tests.integration.processes import BIN
 
 BROKERS = [
     pytest.param("memory", id="memory"),
@@ -94,11 +97,16 @@ async def coordinator(url: str, tmp_path: Path) -> AsyncIterator[Coordinator]:
     await running.stop()
 
 
-async def wired(coordinator: Coordinator, key: str) -> None:
+async def wired(coordinator: Coordinator) -> None:
+    assert await coordinator.settled(WAIT)
+    assert [p.status.value for p in coordinator.wiring.values()] == ["bound"]
+
+
+async def logged(caplog: pytest.LogCaptureFixture, text: str) -> None:
+    """Wait for a log line (a log record tells no event to wait on)."""
+
     async def until() -> None:
-        while not any(
-            key in k and p.status.value == "bound" for k, p in coordinator.wiring.items()
-        ):
+        while text not in caplog.text:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
 
     await asyncio.wait_for(until(), WAIT)
@@ -116,7 +124,7 @@ async def test_dead_port_edge_from_fbp_carries_payload_and_reason(
     try:
         await recovers.start(client)
         await fails.start(client)
-        await wired(coordinator, "dead_in")
+        await wired(coordinator)
         await client.send_to(QueueKind.IN, f"{worker}.IN", {"bad": "this"})
         got = await asyncio.wait_for(recovers.got.get(), WAIT)
         assert got.data == {"bad": "this"}, "the payload that failed, unchanged"
@@ -141,6 +149,16 @@ async def test_probe_receives_dead_letters_of_a_legacy_nack(kind: str, prefix: s
         assert p.nacked["in"] == [{"n": 1}]
 
 
+async def fail_and_park(
+    client: Broker, role: str, data: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Have ``role`` (a running :class:`Fails`) fail ``data`` with no DEAD_ edge bound, and
+    wait for the participant's log line that it parked the dead letter."""
+    with caplog.at_level(logging.WARNING):
+        await client.send_to(QueueKind.IN, f"{role}.IN", data)
+        await logged(caplog, "parked in queue")
+
+
 @pytest.mark.broker
 async def test_rabbitmq_parks_dead_letters_nothing_takes(
     prefix: str, caplog: pytest.LogCaptureFixture
@@ -153,19 +171,13 @@ async def test_rabbitmq_parks_dead_letters_nothing_takes(
     parked = f"dead-{role}.IN"
     try:
         await worker.start(client)
-        with caplog.at_level(logging.WARNING):
-            await client.send_to(QueueKind.IN, f"{role}.IN", {"bad": "nobody"})
-            got: asyncio.Queue[Message] = asyncio.Queue()
+        await fail_and_park(client, role, {"bad": "nobody"}, caplog)
+        got: asyncio.Queue[Message] = asyncio.Queue()
 
-            async def keep(message: Message) -> None:
-                got.put_nowait(message)
-                await client.ack_message(message)
+        async def keep(message: Message) -> None:
+            got.put_nowait(message)
+            await client.ack_message(message)
 
-            async def until_parked() -> None:
-                while "parked in queue" not in caplog.text:
-                    await asyncio.sleep(0.02)
-
-            await asyncio.wait_for(until_parked(), WAIT)
         await client.subscribe_to_queue(parked, keep)
         message = await asyncio.wait_for(got.get(), WAIT)
         assert message.data == {"bad": "nobody"}
@@ -189,12 +201,44 @@ async def test_memory_logs_a_dead_letter_nothing_takes(
     try:
         with caplog.at_level(logging.WARNING):
             await client.send_to(QueueKind.IN, f"{prefix}m.IN", {"bad": "x"})
-
-            async def until_logged() -> None:
-                while "nothing is bound to" not in caplog.text:
-                    await asyncio.sleep(0.01)
-
-            await asyncio.wait_for(until_logged(), WAIT)
+            await logged(caplog, "nothing is bound to")
     finally:
         await worker.stop()
+        await client.disconnect()
+
+
+@pytest.mark.broker
+async def test_dump_message_prints_a_dead_letter_with_its_reason(
+    prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    require_broker(5672, "RabbitMQ")
+    role = f"{prefix}dump"
+    client = get_broker(RABBITMQ)
+    await client.connect()
+    worker = Fails(role)
+    parked = f"dead-{role}.IN"
+    try:
+        await worker.start(client)
+        await fail_and_park(client, role, {"bad": "dumped"}, caplog)
+        proc = await asyncio.create_subprocess_exec(
+            str(BIN / "msgflo-dump-message"),
+            "--broker",
+            RABBITMQ,
+            "-q",
+            parked,
+            "--timeout",
+            "10",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0, err.decode()
+        printed = json.loads(out)
+        assert printed["data"] == {"bad": "dumped"}
+        assert printed["deadletter"]["error"] == "cannot take dumped"
+        assert printed["deadletter"]["type"] == "ValueError"
+    finally:
+        await worker.stop()
+        await client.remove_queue(QueueKind.IN, parked)
+        await client.remove_queue(QueueKind.IN, f"{role}.IN")
         await client.disconnect()

@@ -13,10 +13,10 @@ import pytest
 
 from msgflo.transport import Broker, Message, QueueKind, get_broker
 from tests.brokers import MOSQUITTO, RABBITMQ, require_broker
+from tests.integration.processes import BIN, running
 
 ORIGINAL_KEYS = {"id", "role", "component", "label", "icon", "inports", "outports"}
 """The original's discovery keys; ours add `deadletters`, which Node coordinators do not read."""
-from tests.integration.processes import BIN, running
 
 LEGACY = Path(__file__).parent.parent / "fixtures" / "legacy"
 WAIT = 15.0

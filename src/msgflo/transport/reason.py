@@ -47,9 +47,11 @@ def bounded(reason: Mapping[str, Any]) -> Reason:
             continue
         if isinstance(value, bool) or not isinstance(value, int):
             text = value if isinstance(value, str) else str(value)
-            limit = min(TRACEBACK_LIMIT if key == "traceback" else FIELD_LIMIT, max(left, 0))
+            limit = min(TRACEBACK_LIMIT if key == "traceback" else FIELD_LIMIT, left)
             if len(text) > limit:
-                text = text[: max(limit - len(ELLIPSIS), 0)] + ELLIPSIS
+                if limit <= len(ELLIPSIS):
+                    continue  # no room left: the field is left out
+                text = text[: limit - len(ELLIPSIS)] + ELLIPSIS
             left -= len(text)
             out[str(key)] = text
         else:

@@ -93,7 +93,10 @@ async def supervise(
                     log.error("reconnect to %s refused: %s", where, describe(exc))
                 else:
                     log.info(
-                        "reconnect to %s failed (%s); next try in %.1f s", where, describe(exc), delay
+                        "reconnect to %s failed (%s); next try in %.1f s",
+                        where,
+                        describe(exc),
+                        delay,
                     )
                 await asyncio.sleep(delay)
         log.info("reconnected to %s", where)
