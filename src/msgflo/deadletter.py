@@ -14,10 +14,19 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
+from msgflo.transport.reason import bounded
+
 PREFIX = "dead_"
 """``dead_in`` (or ``DEAD_IN``) is the outport that carries what inport ``in`` fails."""
 
 DISCOVERY_KEY = "deadletters"
+
+FAILURES_CHANNEL = "msgflo/failures"
+"""Broadcast channel where our participants report each message they fail, for coordinators
+(and through them FBP clients, as ``network:processerror``); nothing is kept for absent
+listeners.  It is not the discovery queue ``fbp``, whose Node readers refuse unknown commands."""
 
 TRACEBACK_FRAMES = 5
 """Frames of a failure's traceback kept in its reason: where it failed, not the whole stack."""
@@ -95,3 +104,17 @@ def reason_for_exception(role: str, inport: str, exc: BaseException) -> dict[str
         "inport": inport,
         "time": _now(),
     }
+
+
+def failure_report(participant_id: str, role: str, reason: Mapping[str, Any]) -> bytes:
+    """What a participant sends on :data:`FAILURES_CHANNEL` after failing a message."""
+    payload = {"id": participant_id, "role": role, "reason": bounded(reason)}
+    return orjson.dumps({"protocol": "msgflo", "command": "failed", "payload": payload})
+
+
+def describe_failure(role: str, reason: Mapping[str, Any]) -> str:
+    """One line for people: ``worker failed a message on in: ValueError: cannot take it``."""
+    what = ": ".join(str(reason[k]) for k in ("type", "error") if reason.get(k) not in (None, ""))
+    return (
+        f"{role} failed a message on {reason.get('inport') or '?'}: {what or reason.get('reason')}"
+    )

@@ -371,8 +371,20 @@ class Participant:
             return
         if ack:
             await self.client.ack_message(msg)
-        else:
-            await self.client.nack_message(msg, reason=reason)
+            return
+        await self.client.nack_message(msg, reason=reason)
+        if reason is not None:
+            await self._report_failure(reason)
+
+    async def _report_failure(self, reason: Mapping[str, Any]) -> None:
+        """Tell coordinators (and FBP clients) that a message failed; a report that cannot be
+        sent costs nothing but itself."""
+        assert self.client is not None
+        report = deadletter.failure_report(self.id, self.role, reason)
+        try:
+            await self.client.send_raw(QueueKind.OUT, deadletter.FAILURES_CHANNEL, report)
+        except Exception as exc:
+            log.warning("%s: failure report not sent: %s", self.role, exc)
 
     def _on_loop_thread(self) -> bool:
         return self._loop_thread is None or threading.get_ident() == self._loop_thread

@@ -16,7 +16,7 @@ import pytest
 
 import msgflo
 import msgflo.testing
-from msgflo.coordinator import Coordinator, CoordinatorOptions
+from msgflo.coordinator import Coordinator, CoordinatorOptions, Event, EventKind
 from msgflo.graph.fbp import parse_fbp
 from msgflo.transport import Broker, Message, QueueKind, get_broker, get_client
 from tests.brokers import MOSQUITTO, NATS, RABBITMQ, require_broker
@@ -118,6 +118,10 @@ async def test_dead_port_edge_from_fbp_carries_payload_and_reason(
     worker, recover = f"{prefix}w", f"{prefix}r"
     graph = parse_fbp(f"{worker}(test/Fails) DEAD_IN -> IN {recover}(test/Recover)")
     await coordinator.load_graph(graph.to_json())
+    failures: asyncio.Queue[Event] = asyncio.Queue()
+    coordinator.add_listener(
+        lambda event: failures.put_nowait(event) if event.kind is EventKind.ERROR else None
+    )
     client = get_client(url)
     await client.connect()
     fails, recovers = Fails(worker), Recover(recover)
@@ -135,6 +139,11 @@ async def test_dead_port_edge_from_fbp_carries_payload_and_reason(
         assert reason["role"] == worker and reason["inport"] == "in"
         assert "process_in" in str(reason["traceback"])
         assert str(reason["time"]).startswith("20")
+        failure = await asyncio.wait_for(failures.get(), WAIT)
+        assert (failure.role, failure.message) == (
+            worker,
+            f"{worker} failed a message on in: ValueError: cannot take this",
+        )
     finally:
         await fails.stop()
         await recovers.stop()

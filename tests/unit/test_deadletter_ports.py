@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 
 import orjson
 
+import msgflo
 from msgflo.graph import parse_fbp
 from msgflo.graph.check import check
 from msgflo.runtime import MAIN_GRAPH
-from msgflo.transport import reason
+from msgflo.transport import QueueKind, reason
 from tests.unit import test_runtime_support as support
 from tests.unit.test_runtime_support import Peer, Rig
 
@@ -86,3 +87,22 @@ def test_envelope_keeps_the_body_byte_for_byte() -> None:
     looks_alike = b'{"msgflo_dead_letter": "not a reason", "body": 1}'
     assert reason.unwrap(looks_alike) == (looks_alike, None)
     assert reason.unwrap(b'{"data": 1}') == (b'{"data": 1}', None)
+
+
+class FailingRepeat(support.Repeat):
+    async def process(self, port: str, msg: msgflo.Message) -> None:
+        raise ValueError(f"boom {msg.data}")
+
+
+async def test_a_failed_message_reaches_fbp_clients_as_processerror(rig: Rig, peer: Peer) -> None:
+    await peer.request("graph", "addnode", {"id": "w", "component": "core/Repeat", "graph": G})
+    failing = FailingRepeat("w")
+    await failing.start(rig.client)
+    rig.participants.append(failing)
+    await rig.client.send_to(QueueKind.IN, "w.IN", 7)
+    error = await peer.until("network", "processerror")
+    assert error["payload"] == {
+        "id": "w",
+        "error": "w failed a message on in: ValueError: boom 7",
+        "graph": G,
+    }

@@ -25,6 +25,7 @@ from msgflo.control import ControlClient
 from msgflo.coordinator.binder import Applied, Binder
 from msgflo.coordinator.discovery import Discovery
 from msgflo.coordinator.events import CoordinatorError, Event, EventKind, Events, Listener
+from msgflo.coordinator.failures import Failures
 from msgflo.coordinator.initials import Initials
 from msgflo.coordinator.registry import (
     STATE_FILE,
@@ -131,6 +132,7 @@ class Coordinator:
             broker, self.registry, self.events, static=opts.static, spawn=self._spawn
         )
         self.discovery = Discovery(broker, self.events, self.observe, self.binder.can_answer)
+        self.failures = Failures(broker, self.events)
         self.applied = Applied(self.binder, self.events)
         self.observers = Observers(broker, self.registry, self.events)
         self._lock = asyncio.Lock()
@@ -179,6 +181,7 @@ class Coordinator:
         await self.broker.connect()
         if not self.options.static:
             await self.discovery.start()
+            await self.failures.start()
         self._spawn(expire_forever(self.registry, self.options.discovery_period, self._gone))
 
     async def stop(self) -> None:

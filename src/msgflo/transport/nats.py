@@ -558,6 +558,12 @@ class NatsClient(Client):
                 await token.msg.nak()
             return
         body = message.body if reason is None else wrap(message.body, reason)
+        log.warning(
+            "dead letter of %r published to subject %r (dropped unless a DEAD_ edge, a "
+            "subscriber or a stream takes it)",
+            message.queue,
+            token.dead,
+        )
         done = await self._publish(token.dead, body)
         if token.jetstream:
             if done is not None:
