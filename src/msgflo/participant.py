@@ -27,6 +27,7 @@ from typing import Any, ClassVar, cast
 
 from msgflo import deadletter
 from msgflo.control import ControlServer, DiscoveryResponder, share_group
+from msgflo.schemas import Invalid, SchemaError, load_port_schema
 from msgflo.transport import Client, Message, QueueKind
 
 log = logging.getLogger(__name__)
@@ -248,6 +249,9 @@ class Participant:
     icon: ClassVar[str] = DEFAULT_ICON
     inports: ClassVar[PortSpec | None] = None
     outports: ClassVar[PortSpec | None] = None
+    validate_outgoing: bool = os.environ.get("MSGFLO_VALIDATE_OUTGOING", "") not in ("", "0")
+    """Check what is sent against the outport's schema (``msgflo.testing`` turns it on);
+    incoming messages are always checked where the inport has a schema."""
 
     def __init__(
         self,
@@ -280,6 +284,7 @@ class Participant:
         self._responder: DiscoveryResponder | None = None
         self._attached: set[str] = set()
         self._settle_listeners: list[Callable[[Message, bool], None]] = []
+        self._checks: dict[tuple[str, str], Callable[[Any], Invalid | None]] = {}
 
     # -- definition ------------------------------------------------------------------
 
@@ -352,6 +357,13 @@ class Participant:
             self.outport(outport)  # raises with the list of known ports
             raise KeyError(f"{self.role}: outport {outport!r} has no queue")
         assert self.client is not None
+        if self.validate_outgoing and (check := self._checks.get(("outports", outport))):
+            invalid = check(data)
+            if invalid is not None:
+                raise SchemaError(
+                    f"{self.role}: data sent on {outport!r} does not match its schema: "
+                    f"{invalid.error}"
+                )
         await self.client.send_to(QueueKind.OUT, queue, data)
 
     def on_settled(self, listener: Callable[[Message, bool], None]) -> None:
@@ -405,6 +417,7 @@ class Participant:
             raise ValueError(f"{type(self).__name__}: no role given")
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
+        await self._load_schemas()
         if self._sync_process:
             self._worker = _LegacyWorker(self, self._loop)
         for port in self.definition["outports"]:
@@ -430,6 +443,18 @@ class Participant:
         await self._responder.add(self.announce)
         period = discovery_period() / HEARTBEAT_DIVISOR
         self._heartbeat = asyncio.get_running_loop().create_task(self._beat(period))
+
+    async def _load_schemas(self) -> None:
+        """Compile every port's schema before anything is consumed; a schema that cannot be
+        read or compiled ends the start (:class:`SchemaError`, one line naming the port)."""
+        for kind in ("inports", "outports"):
+            for port in self.definition[kind]:
+                if port.get("schema") is None or (kind, port["id"]) in self._checks:
+                    continue
+                loaded = await load_port_schema(self.role, kind[:-1], port["id"], port["schema"])
+                port["schema"] = loaded.announced
+                self._checks[(kind, port["id"])] = loaded.check
+        self.definition[deadletter.DISCOVERY_KEY] = deadletter.announced(self.definition["inports"])
 
     async def _attach(self, port: str, source: str) -> None:
         """A coordinator asks us to take ``port``'s input straight from ``source`` (MQTT)."""
@@ -495,18 +520,24 @@ class Participant:
         """Messages taken from another topic for this port (:meth:`_attach`) count as this
         port's: their dead letters go to ``dead-<inqueue>`` like the others'."""
         inqueue = self.inport(port)["queue"]
+        check = self._checks.get(("inports", port))
         if self._sync_process:
             worker = self._worker
             assert worker is not None
 
             def legacy(msg: Message) -> Awaitable[None]:
                 msg.port, msg.queue = port, inqueue
+                if check is not None and (invalid := check(msg.data)) is not None:
+                    return self._invalid(port, msg, invalid)
                 return worker.submit(port, msg)
 
             return legacy
 
         async def modern(msg: Message) -> None:
             msg.port, msg.queue = port, inqueue
+            if check is not None and (invalid := check(msg.data)) is not None:
+                await self._invalid(port, msg, invalid)
+                return
             try:
                 await self.process(port, msg)
             except Exception as exc:
@@ -515,6 +546,14 @@ class Participant:
                 await self._settle(msg, ack=True)
 
         return modern
+
+    async def _invalid(self, port: str, msg: Message, invalid: Invalid) -> None:
+        """Data that does not match the inport's schema never reaches ``process``."""
+        log.error("%s: %r input does not match its schema: %s", self.role, port, invalid.error)
+        reason = deadletter.reason_for_nack(
+            self.role, port, {"reason": "schema", "error": invalid.error, "path": invalid.path}
+        )
+        await self._settle(msg, ack=False, reason=reason)
 
     async def _failed(self, port: str, msg: Message, exc: Exception) -> None:
         """A failing ``process`` costs one message, never the participant."""

@@ -19,6 +19,7 @@ from typing import Any
 
 import click
 
+from msgflo.errors import MsgfloError
 from msgflo.participant import Participant
 from msgflo.transport import Address, Client, TransportError, broker_url_from_env, get_client
 
@@ -191,7 +192,7 @@ def run_participants(
     setup_logging()
     try:
         _event_loop_runner()(serve(participants, url, iips=iips, connect_timeout=connect_timeout))
-    except TransportError as exc:
+    except (TransportError, MsgfloError) as exc:
         click.echo(f"{program}: {exc}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:

@@ -168,6 +168,24 @@ async def fail_and_park(
         await logged(caplog, "parked in queue")
 
 
+class Typed(msgflo.Participant):
+    component = "test/Typed"
+    inports = {"in": {"type": "object", "schema": {"type": "object", "required": ["n"]}}}
+    outports = {"out": "object"}
+
+    async def process_in(self, msg: Message) -> None:
+        await self.send("out", msg.data)
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+async def test_schema_rejects_invalid_input_on_every_broker(kind: str, prefix: str) -> None:
+    async with msgflo.testing.participant(Typed, f"{prefix}t", broker=url_for(kind)) as p:
+        await p.send("in", {"m": 1})
+        await p.send("in", {"n": 2})
+        assert await p.receive("out") == {"n": 2}
+        assert await p.receive_dead("in") == {"m": 1}
+
+
 @pytest.mark.broker
 async def test_rabbitmq_parks_dead_letters_nothing_takes(
     prefix: str, caplog: pytest.LogCaptureFixture

@@ -112,6 +112,7 @@ async def participant(
     client = get_broker(broker or f"memory://test-{uuid.uuid4().hex}")
     await client.connect()
     running = instantiate(target, role)
+    running.validate_outgoing = True
     probe = ParticipantProbe(running, client)
     try:
         for port in running.definition["outports"]:
