@@ -43,12 +43,14 @@ IMPLS = (
     "ours-async",
     "ours-legacy",
     "ours-async-asyncio",
+    "ours-async-schema",
     "node",
     "node-prefetch",
     "bare",
 )
 """``harness`` is no relay at all (source straight to sink, N=0): the ceiling of the load
-generator and broker.  ``ours-async-asyncio`` is the async relay with uvloop hidden; ``node-prefetch`` is the
+generator and broker.  ``ours-async-asyncio`` is the async relay with uvloop hidden;
+``ours-async-schema`` the async relay checking each input against a JSON Schema; ``node-prefetch`` is the
 original with prefetch 100 (AMQP only, where prefetch exists)."""
 
 TUNED_NODE_PREFETCH = 100
@@ -75,8 +77,8 @@ class Target:
 
 
 def relay_command(impl: str, target: Target, role: str, inq: str, outq: str) -> list[str]:
-    if impl in ("ours-async", "ours-legacy"):
-        file = RELAYS / ("ours_async.py" if impl == "ours-async" else "ours_legacy.py")
+    if impl in ("ours-async", "ours-legacy", "ours-async-schema"):
+        file = RELAYS / ("ours_legacy.py" if impl == "ours-legacy" else "ours_async.py")
         return [str(BIN / "msgflo-python"), str(file), role, "--broker", target.url]
     if impl == "ours-async-asyncio":
         launcher = RELAYS / "without_uvloop.py"
@@ -105,12 +107,14 @@ def relay_env(impl: str, target: Target, inq: str, outq: str) -> dict[str, str]:
         env["NODE_PATH"] = str(NODE_MODULES)
     if impl == "node-prefetch":
         env["BENCH_PREFETCH"] = str(TUNED_NODE_PREFETCH)
+    if impl == "ours-async-schema":
+        env["BENCH_SCHEMA"] = "1"
     return env
 
 
 def supported(impl: str, target: Target) -> str | None:
     """Why ``impl`` has no row on ``target`` (``None`` when it has one)."""
-    if target.memory and impl not in ("harness", "ours-async", "ours-legacy"):
+    if target.memory and impl not in ("harness", "ours-async", "ours-legacy", "ours-async-schema"):
         return "memory:// exists only inside our process"
     if impl == "node-prefetch" and not target.amqp:
         return "prefetch exists only on AMQP"
@@ -156,17 +160,20 @@ class MemoryLoad(Load):
 def _memory_participant(impl: str, role: str, inq: str, outq: str) -> Participant:
     import importlib.util
 
-    file = RELAYS / ("ours_async.py" if impl == "ours-async" else "ours_legacy.py")
+    file = RELAYS / ("ours_legacy.py" if impl == "ours-legacy" else "ours_async.py")
     spec = importlib.util.spec_from_file_location(f"bench_relay_{impl.replace('-', '_')}", file)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     repeat: type[Participant] = module.Repeat
-    if impl == "ours-async":
+    if impl != "ours-legacy":
+        inport: dict[str, Any] = {"queue": inq}
+        if impl == "ours-async-schema":
+            inport["schema"] = module.LOAD_SCHEMA
         cls: type[Participant] = type(
             "Repeat",
             (repeat,),
-            {"inports": {"in": {"queue": inq}}, "outports": {"out": {"queue": outq}}},
+            {"inports": {"in": inport}, "outports": {"out": {"queue": outq}}},
         )
         return cls(role)
     os.environ["BENCH_IN"], os.environ["BENCH_OUT"] = inq, outq

@@ -120,6 +120,7 @@ IMPL_ORDER = (
     "ours-async",
     "ours-legacy",
     "ours-async-asyncio",
+    "ours-async-schema",
     "node",
     "node-prefetch",
     "bare",
@@ -232,6 +233,18 @@ def targets_section(data: dict[str, Any]) -> str:
                 mine >= 10_000,
             )
         )
+    for transport in ("memory", "mosquitto", "rabbitmq"):
+        plain = _rate(relay.get((f"{transport} N=1", "ours-async")))
+        checked = _rate(relay.get((f"{transport} N=1", "ours-async-schema")))
+        if plain and checked:
+            cost = 1 - checked / plain
+            checks.append(
+                (
+                    f"schema validation, {transport} relay: costs ≤ 15% of throughput",
+                    f"{checked:,.0f} vs {plain:,.0f} msg/s: {cost:+.0%}",
+                    cost <= 0.15,
+                )
+            )
     for ours in ("ours-async", "ours-legacy"):
         mem = _rate(relay.get(("memory N=1", ours)))
         if mem:
