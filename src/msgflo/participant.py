@@ -27,6 +27,7 @@ from typing import Any, ClassVar, cast
 
 from msgflo import deadletter
 from msgflo.control import ControlServer, DiscoveryResponder, share_group
+from msgflo.retry import Retries
 from msgflo.schemas import Invalid, SchemaError, load_port_schema
 from msgflo.transport import Client, Message, QueueKind
 
@@ -285,12 +286,16 @@ class Participant:
         self._attached: set[str] = set()
         self._settle_listeners: list[Callable[[Message, bool], None]] = []
         self._checks: dict[tuple[str, str], Callable[[Any], Invalid | None]] = {}
+        self._retries = Retries(self.role, self.definition.get("inports", []))
+        self._waiting: set[asyncio.Task[None]] = set()
+        """Messages waiting in this process to be tried again (brokers without delays)."""
 
     # -- definition ------------------------------------------------------------------
 
     def set_role(self, role: str) -> None:
         self.role = role
         self.definition = self._define(role)
+        self._retries = Retries(role, self.definition["inports"])
 
     def _define(self, role: str) -> dict[str, Any]:
         """The discovery payload; our participants also list their dead-letter outports
@@ -381,6 +386,8 @@ class Participant:
         if msg.token is None or self.client is None:
             msg.acked, msg.nacked = ack, not ack
             return
+        if self._retries.tracked:
+            self._retries.settled(id(msg))
         if ack:
             await self.client.ack_message(msg)
             return
@@ -502,9 +509,12 @@ class Participant:
             if self._responder is not None:
                 await self._responder.remove(self.announce)
                 self._responder = None
+        for waiting in list(self._waiting):  # unsettled: the broker hands them out again
+            waiting.cancel()
         if self._worker is not None:
             await self._worker.stop()  # its thread may still send: keep it reachable until then
             self._worker = None
+        self._retries.close()
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -529,6 +539,8 @@ class Participant:
                 msg.port, msg.queue = port, inqueue
                 if check is not None and (invalid := check(msg.data)) is not None:
                     return self._invalid(port, msg, invalid)
+                if msg.redelivered and self._poisoned(port, msg):
+                    return self._settle(msg, ack=False, reason=self._poison_reason(port, msg))
                 return worker.submit(port, msg)
 
             return legacy
@@ -537,6 +549,9 @@ class Participant:
             msg.port, msg.queue = port, inqueue
             if check is not None and (invalid := check(msg.data)) is not None:
                 await self._invalid(port, msg, invalid)
+                return
+            if msg.redelivered and self._poisoned(port, msg):
+                await self._settle(msg, ack=False, reason=self._poison_reason(port, msg))
                 return
             try:
                 await self.process(port, msg)
@@ -555,8 +570,59 @@ class Participant:
         )
         await self._settle(msg, ack=False, reason=reason)
 
+    def _poisoned(self, port: str, msg: Message) -> bool:
+        count = self._retries.poisoned(port, msg.queue, msg.body, id(msg))
+        if count is None:
+            return False
+        msg.attempt = count
+        log.error(
+            "%s: %r message delivered %d times: dead-lettered unprocessed", self.role, port, count
+        )
+        return True
+
+    def _poison_reason(self, port: str, msg: Message) -> dict[str, Any]:
+        return deadletter.reason_for_nack(
+            self.role,
+            port,
+            {
+                "reason": "poison",
+                "error": f"delivered {msg.attempt} times without being settled",
+                "attempt": msg.attempt,
+            },
+        )
+
+    async def _retry(self, port: str, msg: Message, exc: Exception) -> bool:
+        """Try ``msg`` again later if the inport's policy allows; ``True`` when it will be."""
+        policy = self._retries.policy(port)
+        if msg.attempt >= policy.attempts or self.client is None or msg.token is None:
+            return False
+        delay = policy.delay(msg.attempt)
+        log.warning(
+            "%s: process(%r) failed (try %d of %d): %s: %s; again in %g s",
+            self.role,
+            port,
+            msg.attempt,
+            policy.attempts,
+            type(exc).__name__,
+            exc,
+            delay,
+        )
+        if await self.client.retry_later(msg, delay, msg.attempt + 1):
+            return True
+        msg.attempt += 1
+        waiting = asyncio.get_running_loop().create_task(self._again(port, msg, delay))
+        self._waiting.add(waiting)
+        waiting.add_done_callback(self._waiting.discard)
+        return True
+
+    async def _again(self, port: str, msg: Message, delay: float) -> None:
+        await asyncio.sleep(delay)
+        await self._handlers[port](msg)
+
     async def _failed(self, port: str, msg: Message, exc: Exception) -> None:
         """A failing ``process`` costs one message, never the participant."""
+        if await self._retry(port, msg, exc):
+            return
         log.error("%s: process(%r) failed: %s: %s", self.role, port, type(exc).__name__, exc)
         if "error" in self._outqueues:
             report = {
@@ -569,9 +635,9 @@ class Participant:
                 await self._send("error", report)
             except Exception as send_exc:
                 log.error("%s: could not send the error: %s", self.role, send_exc)
-        await self._settle(
-            msg, ack=False, reason=deadletter.reason_for_exception(self.role, port, exc)
-        )
+        reason = deadletter.reason_for_exception(self.role, port, exc)
+        reason["attempt"] = msg.attempt
+        await self._settle(msg, ack=False, reason=reason)
 
 
 def component(

@@ -3,14 +3,14 @@
 A port's ``schema`` is a schema object (inline), a path to a JSON file (relative to the working
 directory), or an ``http(s)://``/``file://`` URL.  Files and URLs are read once, at start, with
 every ``$ref`` they reach; a schema that cannot be read or does not compile stops the start with
-one line naming the port.  Validators are compiled to Python by fastjsonschema: a check costs a
-few microseconds (docs/performance.md).  This is the one module that touches fastjsonschema.
+one line naming the port.  Validators are compiled by jsonschema-rs (Rust): a check of a small
+message costs under a microsecond (docs/performance.md).  This is the one module that touches
+jsonschema-rs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import fastjsonschema
+import jsonschema_rs
 import orjson
 
 from msgflo.errors import MsgfloError
@@ -50,30 +50,37 @@ class PortSchema:
 
 
 def _fetch(url: str) -> Any:
-    """One schema document; fastjsonschema calls this for the root and each remote ``$ref``."""
+    """One schema document: the root, and each remote ``$ref`` (jsonschema-rs asks)."""
     with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT) as response:
         return orjson.loads(response.read())
 
 
-def _compile(schema: Any) -> Callable[[Any], Invalid | None]:
-    handlers = {scheme: _fetch for scheme in URL_SCHEMES}
-    validate = fastjsonschema.compile(schema, handlers=handlers, use_default=False)
+def _place(instance_path: list[str | int]) -> str:
+    """``["items", 1]`` → ``$.items[1]``."""
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in instance_path)
+
+
+def _compile(schema: Any, base: str | None) -> Callable[[Any], Invalid | None]:
+    validator = jsonschema_rs.validator_for(schema, retriever=_fetch, base_uri=base)
+    is_valid = validator.is_valid
 
     def check(data: Any) -> Invalid | None:
+        if is_valid(data):  # the common case: no error object is built
+            return None
         try:
-            validate(data)
-        except fastjsonschema.JsonSchemaValueException as exc:
-            where = "$" + (exc.name or "data")[len("data") :]
-            return Invalid(where, exc.message.replace(exc.name or "data", where, 1))
+            validator.validate(data)
+        except jsonschema_rs.ValidationError as exc:
+            where = _place(list(exc.instance_path))
+            return Invalid(where, f"{where}: {exc.message}")
         return None
 
     return check
 
 
-def _load(spec: Any) -> tuple[Any, Any]:
-    """``(announced, schema document)`` of a port's ``schema`` field; blocking (files, URLs)."""
+def _load(spec: Any) -> tuple[Any, Any, str | None]:
+    """``(announced, schema document, its URL)`` of a port's ``schema`` field; blocking."""
     if isinstance(spec, Mapping | bool):
-        return spec, spec
+        return spec, spec, None
     if not isinstance(spec, str) or not spec:
         raise ValueError(f"must be a schema object, a file or a URL, not {spec!r}")
     if urllib.parse.urlsplit(spec).scheme in URL_SCHEMES:
@@ -86,21 +93,24 @@ def _load(spec: Any) -> tuple[Any, Any]:
     document = _fetch(url)
     if isinstance(document, dict):
         document.setdefault("$id", url)  # relative $refs resolve against where it came from
-    return (document if announced is None else announced), document
+    return (document if announced is None else announced), document, url
 
 
 def _prepare(spec: Any) -> PortSchema:
-    announced, document = _load(spec)
-    return PortSchema(announced, _compile(copy.deepcopy(document)))  # compiling rewrites $refs
+    announced, document, url = _load(spec)
+    return PortSchema(announced, _compile(document, url))
 
 
 async def load_port_schema(role: str, kind: str, port: str, spec: Any) -> PortSchema:
     """Read and compile one port's schema off the event loop; :class:`SchemaError` if not."""
     try:
         return await asyncio.get_running_loop().run_in_executor(None, _prepare, spec)
-    except fastjsonschema.JsonSchemaDefinitionException as exc:
-        cause = f"does not compile: {exc}"
+    except jsonschema_rs.ValidationError as exc:  # the schema breaks its meta-schema
+        cause = f"does not compile: {exc.message}"
+    except jsonschema_rs.ReferencingError as exc:
+        cause = f"cannot be read: {exc}"
     except (OSError, ValueError) as exc:  # URLError and JSON errors are among these
         cause = f"cannot be read: {exc}"
     source = spec if isinstance(spec, str) else "(inline)"
-    raise SchemaError(f"{role}: {kind} {port!r}: schema {source} {cause}".replace("\n", " "))
+    line = " ".join(f"{role}: {kind} {port!r}: schema {source} {cause}".split())
+    raise SchemaError(line)

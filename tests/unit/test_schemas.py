@@ -86,7 +86,7 @@ async def test_the_reason_names_the_failing_path() -> None:
     assert message.reason is not None
     assert message.reason["reason"] == "schema"
     assert message.reason["path"] == "$.items[1]"
-    assert message.reason["error"] == "$.items[1] must be string"
+    assert message.reason["error"] == '$.items[1]: 3 is not of type "string"'
 
 
 async def test_outgoing_data_is_checked_in_tests() -> None:

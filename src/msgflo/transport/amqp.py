@@ -83,7 +83,13 @@ from msgflo.transport.base import (
     TransportError,
     decode,
 )
-from msgflo.transport.reason import from_headers, to_headers
+from msgflo.transport.reason import (
+    RETRY_HEADER,
+    RETRY_QUEUE_PREFIX,
+    attempt_of,
+    from_headers,
+    to_headers,
+)
 from msgflo.transport.reconnect import cause, connect_error, supervise
 from msgflo.transport.tls import TLS_OPTIONS, client_context
 
@@ -915,6 +921,30 @@ class AmqpClient(Client):
         message.nacked = True
         self._settle(message, ack=True)
 
+    async def retry_later(self, message: Message, delay: float, attempt: int) -> bool:
+        """Through a delay queue ``retry-<queue>-<ms>`` whose TTL sends its messages back to
+        ``queue``: one queue per delay, because RabbitMQ expires messages only at a queue's
+        head.  The delivery is acked once the broker has confirmed the delayed copy."""
+        if message.settled or not isinstance(message.token, _Token):
+            return False
+        ms = max(int(delay * 1000), 1)
+        parking = f"{RETRY_QUEUE_PREFIX}{message.queue}-{ms}ms"
+        arguments = {
+            "x-message-ttl": ms,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": message.queue,
+        }
+        await self._declare(
+            _declare_queue(parking, durable=True, arguments=arguments),
+            f"declaring the retry queue {parking!r}",
+            key=("queue", parking),
+            exists_ok=True,
+        )
+        await self._publish_apart("", parking, message.body, headers={RETRY_HEADER: attempt})
+        message.acked = True
+        self._settle(message, ack=True)
+        return True
+
     async def _dead_letter(self, queue: str, body: bytes, headers: dict[str, Any]) -> None:
         """Publish to ``dead-<queue>`` (declared as msgflo-nodejs declares it); a dead letter no
         queue takes is parked in a durable queue of that name instead of vanishing."""
@@ -1005,6 +1035,9 @@ class AmqpClient(Client):
             headers = raw.header.properties.headers
             if headers:
                 message.reason = from_headers(headers)
+                message.attempt = attempt_of(headers)
+            if raw.redelivered:
+                message.redelivered = True
             try:
                 await handler(message)
             except Exception:

@@ -95,6 +95,10 @@ class Message:
     reason: dict[str, str | int] | None = None
     """Why the message was dead-lettered, when it is a dead letter (see
     :mod:`msgflo.transport.reason`); ``data`` is then the payload that failed, unchanged."""
+    attempt: int = 1
+    """Which try at processing this is: above 1 for a message sent back by a retry policy."""
+    redelivered: bool = False
+    """The broker handed it out before without a settlement (the consumer went away)."""
 
     @classmethod
     def from_body(cls, queue: str, body: bytes, token: Any = None) -> Message:
@@ -306,6 +310,12 @@ class Client(ABC):
         :mod:`msgflo.transport.reason`): RabbitMQ and memory in headers, MQTT and NATS in an
         envelope.  Where nothing takes dead letters the fate is the transport's (see
         docs/deadletters.md), always with a log line; a reason never makes the nack fail."""
+
+    async def retry_later(self, message: Message, delay: float, attempt: int) -> bool:
+        """Bring ``message`` back to its queue after ``delay`` seconds as try ``attempt``,
+        without holding the consumer, and settle this delivery; ``False`` where the broker
+        cannot delay a message (the participant then waits in its own process)."""
+        return False
 
     supports_attach: ClassVar[bool] = False
     """Whether a consumer may subscribe to a source queue itself (MQTT, which has no

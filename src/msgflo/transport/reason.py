@@ -27,6 +27,10 @@ import orjson
 Reason = dict[str, str | int]
 
 HEADER_PREFIX = "msgflo-"
+RETRY_HEADER = "msgflo-retry"
+"""The try a message retried through a RabbitMQ delay queue is at (not part of a reason)."""
+RETRY_QUEUE_PREFIX = "retry-"
+"""Delay queues of retries: their ``x-death`` entries (``expired``) are no dead-lettering."""
 ENVELOPE_KEY = "msgflo_dead_letter"
 _ENVELOPE_START = b'{"' + ENVELOPE_KEY.encode() + b'":'
 
@@ -69,19 +73,29 @@ def from_headers(headers: Mapping[str, Any] | None) -> Reason | None:
         return None
     ours: Reason = {}
     for key, value in headers.items():
-        if key.startswith(HEADER_PREFIX):
+        if key.startswith(HEADER_PREFIX) and key != RETRY_HEADER:
             ours[key[len(HEADER_PREFIX) :]] = _plain(value)
     if ours:
         return ours
     deaths = headers.get("x-death")
-    if isinstance(deaths, list) and deaths and isinstance(deaths[0], Mapping):
-        death = deaths[0]
+    if not isinstance(deaths, list):
+        return None
+    for death in deaths:
+        if not isinstance(death, Mapping):
+            continue
+        if str(_plain(death.get("queue", ""))).startswith(RETRY_QUEUE_PREFIX):
+            continue
         reason: Reason = {"reason": _plain(death.get("reason", "rejected")), "source": "x-death"}
         for key in ("queue", "count", "time", "exchange"):
             if death.get(key) is not None:
                 reason[key] = _plain(death[key])
         return reason
     return None
+
+
+def attempt_of(headers: Mapping[str, Any] | None) -> int:
+    value = headers.get(RETRY_HEADER) if headers else None
+    return value if isinstance(value, int) and value > 1 else 1
 
 
 def _plain(value: Any) -> str | int:
