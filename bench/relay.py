@@ -43,14 +43,12 @@ IMPLS = (
     "ours-async",
     "ours-legacy",
     "ours-async-asyncio",
-    "ours-async-schema",
     "node",
     "node-prefetch",
     "bare",
 )
 """``harness`` is no relay at all (source straight to sink, N=0): the ceiling of the load
-generator and broker.  ``ours-async-asyncio`` is the async relay with uvloop hidden;
-``ours-async-schema`` the async relay checking each input against a JSON Schema; ``node-prefetch`` is the
+generator and broker.  ``ours-async-asyncio`` is the async relay with uvloop hidden; ``node-prefetch`` is the
 original with prefetch 100 (AMQP only, where prefetch exists)."""
 
 TUNED_NODE_PREFETCH = 100
@@ -76,8 +74,13 @@ class Target:
         return self.url.startswith("nats")
 
 
+SCHEMA_IMPL = "ours-async-schema"
+"""The async relay checking each input against a JSON Schema: the ``schema`` scenario's, not
+a column of the relay chains (see ``bench.schema_cost``)."""
+
+
 def relay_command(impl: str, target: Target, role: str, inq: str, outq: str) -> list[str]:
-    if impl in ("ours-async", "ours-legacy", "ours-async-schema"):
+    if impl in ("ours-async", "ours-legacy", SCHEMA_IMPL):
         file = RELAYS / ("ours_legacy.py" if impl == "ours-legacy" else "ours_async.py")
         return [str(BIN / "msgflo-python"), str(file), role, "--broker", target.url]
     if impl == "ours-async-asyncio":
@@ -107,14 +110,14 @@ def relay_env(impl: str, target: Target, inq: str, outq: str) -> dict[str, str]:
         env["NODE_PATH"] = str(NODE_MODULES)
     if impl == "node-prefetch":
         env["BENCH_PREFETCH"] = str(TUNED_NODE_PREFETCH)
-    if impl == "ours-async-schema":
+    if impl == SCHEMA_IMPL:
         env["BENCH_SCHEMA"] = "1"
     return env
 
 
 def supported(impl: str, target: Target) -> str | None:
     """Why ``impl`` has no row on ``target`` (``None`` when it has one)."""
-    if target.memory and impl not in ("harness", "ours-async", "ours-legacy", "ours-async-schema"):
+    if target.memory and impl not in ("harness", "ours-async", "ours-legacy", SCHEMA_IMPL):
         return "memory:// exists only inside our process"
     if impl == "node-prefetch" and not target.amqp:
         return "prefetch exists only on AMQP"
@@ -168,7 +171,7 @@ def _memory_participant(impl: str, role: str, inq: str, outq: str) -> Participan
     repeat: type[Participant] = module.Repeat
     if impl != "ours-legacy":
         inport: dict[str, Any] = {"queue": inq}
-        if impl == "ours-async-schema":
+        if impl == SCHEMA_IMPL:
             inport["schema"] = module.LOAD_SCHEMA
         cls: type[Participant] = type(
             "Repeat",
