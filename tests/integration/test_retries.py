@@ -105,8 +105,9 @@ def test_a_bad_policy_is_one_line_naming_the_port(retry: Any, problem: str) -> N
     class Bad(msgflo.Participant):
         inports = {"in": {"retry": retry}}
 
-    with pytest.raises(PolicyError, match="^bad: inport 'in': retry") as raised:
+    with pytest.raises(PolicyError) as raised:
         Bad("bad")
+    assert str(raised.value).startswith("bad: inport 'in': retry")
     assert problem in str(raised.value)
 
 
