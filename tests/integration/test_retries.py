@@ -183,3 +183,26 @@ async def test_a_message_that_kills_the_process_is_dead_lettered_after_n_deliver
         for queue in (f"{prefix}.dead", f"{role}.OUT", f"{role}.IN"):
             await broker.remove_queue(QueueKind.IN, queue)
         await broker.disconnect()
+
+
+async def test_msgflo_python_refuses_a_bad_policy_in_one_line(tmp_path: Path) -> None:
+    source = tmp_path / "Bad.py"
+    source.write_text(
+        "import msgflo\n\n\nclass Bad(msgflo.Participant):\n"
+        "    inports = {'in': {'retry': {'attempts': 0}}}\n\n"
+        "    async def process(self, port, msg):\n        pass\n"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        str(BIN / "msgflo-python"),
+        str(source),
+        "bad",
+        "--broker",
+        "memory://cli",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 1
+    assert err.decode().strip().splitlines() == [
+        "msgflo-python: bad: inport 'in': retry: attempts must be a whole number ≥ 1, not 0"
+    ]

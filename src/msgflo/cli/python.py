@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from msgflo.cli.common import broker_option
-from msgflo.errors import LibraryError
+from msgflo.errors import LibraryError, MsgfloError
 from msgflo.participant import Participant
 from msgflo.participant_file import find_participant, load_module
 from msgflo.runner import DEFAULT_BROKER, instantiate, parse_iips, run_participants
@@ -40,8 +40,13 @@ def _start(
     program: str,
 ) -> None:
     initial = parse_iips(iips)
+    try:
+        participant = instantiate(target, role)
+    except MsgfloError as exc:  # a port declaration that makes no sense
+        click.echo(f"{program}: {exc}", err=True)
+        sys.exit(1)
     run_participants(
-        [instantiate(target, role)],
+        [participant],
         broker,
         iips=initial,
         connect_timeout=connect_timeout,
