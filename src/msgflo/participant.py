@@ -391,6 +391,8 @@ class Participant:
         if ack:
             await self.client.ack_message(msg)
             return
+        if reason is not None:
+            reason = {**reason, "queue": msg.queue}  # where msgflo-replay sends it back
         await self.client.nack_message(msg, reason=reason)
         if reason is not None:
             await self._report_failure(reason)

@@ -784,6 +784,18 @@ class AmqpClient(Client):
                 await channel.close()
         return True
 
+    async def queue_depth(self, name: str) -> int | None:
+        session = await self._wait_session()
+        channel = await session.amqp.channel(publisher_confirms=False)
+        try:
+            ok = await channel.queue_declare(name, passive=True)
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            raise TransportError(await self._missing(name, "queue")) from None
+        finally:
+            if not channel.is_closed:
+                await channel.close()
+        return int(ok.message_count or 0)
+
     async def _missing(self, name: str, *kinds: str) -> str:
         """``queue 'x.in' does not exist on ...; did you mean 'x.IN'?`` (names are case-sensitive)."""
         what = " or ".join(kinds)

@@ -317,6 +317,11 @@ class Client(ABC):
         cannot delay a message (the participant then waits in its own process)."""
         return False
 
+    async def queue_depth(self, name: str) -> int | None:
+        """How many messages wait in queue ``name``, where the broker keeps queues and tells
+        (RabbitMQ); ``None`` elsewhere.  Raises :class:`TransportError` for a missing queue."""
+        return None
+
     supports_attach: ClassVar[bool] = False
     """Whether a consumer may subscribe to a source queue itself (MQTT, which has no
     broker-side bindings): see :mod:`msgflo.control`."""
