@@ -3,16 +3,18 @@ wire (the transports' shared encoding)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from datetime import UTC, datetime
 
 import orjson
 
 import msgflo
+import msgflo.testing
 from msgflo.graph import parse_fbp
 from msgflo.graph.check import check
 from msgflo.runtime import MAIN_GRAPH
-from msgflo.transport import QueueKind, reason
+from msgflo.transport import Binding, BindingType, QueueKind, reason
 from tests.unit import test_runtime_support as support
 from tests.unit.test_runtime_support import Peer, Rig
 
@@ -106,3 +108,51 @@ async def test_a_failed_message_reaches_fbp_clients_as_processerror(rig: Rig, pe
         "error": "w failed a message on in: ValueError: boom 7",
         "graph": G,
     }
+
+
+class TooOld(msgflo.Participant):
+    inports = {"in": "object"}
+
+    async def process(self, port: str, msg: msgflo.Message) -> None:
+        await self.nack(msg, reason={"reason": "too-old", "age": msg.data["age"]})
+
+
+class LegacyTooOld(msgflo.Participant):
+    def __init__(self, role: str) -> None:
+        super().__init__({"component": "LegacyTooOld", "inports": [{"id": "in"}]}, role)
+
+    def process(self, inport: str, msg: msgflo.Message) -> None:
+        self.nack(msg, reason=f"age {msg.data['age']}")
+
+
+async def test_explicit_nack_reasons_modern_and_legacy(prefix: str) -> None:
+    url = f"memory://{prefix}"
+    broker = msgflo.transport.get_broker(url)
+    await broker.connect()
+    got: asyncio.Queue[msgflo.Message] = asyncio.Queue()
+
+    async def keep(message: msgflo.Message) -> None:
+        got.put_nowait(message)
+        await broker.ack_message(message)
+
+    await broker.create_queue(QueueKind.IN, "recover")
+    await broker.subscribe_to_queue("recover", keep)
+    reasons = []
+    for cls, role in ((TooOld, "modern"), (LegacyTooOld, "legacy")):
+        queue = f"{role}.IN" if cls is TooOld else f"{role}/in"
+        await broker.add_binding(Binding("", queue, BindingType.ROUNDROBIN, "recover"))
+        async with msgflo.testing.participant(cls, role, broker=url) as p:
+            await p.send("in", {"age": 3})
+            message = await asyncio.wait_for(got.get(), 5)
+            assert message.data == {"age": 3}
+            reasons.append(message.reason)
+    await broker.disconnect()
+    modern, legacy = reasons
+    assert modern is not None and legacy is not None
+    assert (modern["reason"], modern["age"], modern["role"], modern["queue"]) == (
+        "too-old",
+        3,
+        "modern",
+        "modern.IN",
+    )
+    assert (legacy["reason"], legacy["error"], legacy["inport"]) == ("nack", "age 3", "in")
