@@ -688,12 +688,11 @@ class MqttClient(Client):
         """MQTT cannot reject a delivered message: the client publishes it to the topic
         ``dead-<queue>`` itself, with ``reason`` in an envelope (:func:`reason.wrap`).  A
         broker drops a publish nobody subscribes to, so each dead letter is logged here.
-        ``requeue`` publishes the message to its queue's topic again."""
+        ``requeue`` only marks the message settled: MQTT cannot take a message back."""
         if message.settled:
             return
         message.nacked = True
         if requeue:
-            await self._send(message.queue, message.body, self._qos)
             return
         dead = f"dead-{message.queue}"
         body = message.body if reason is None else wrap(message.body, reason)
