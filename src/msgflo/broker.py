@@ -34,7 +34,7 @@ async def embedded_broker(host: str = "127.0.0.1", port: int = 0) -> AsyncIterat
         raise TransportError(
             f"no broker configured and the embedded one is unavailable ({exc}); "
             "install amqtt or pass --broker"
-        ) from None
+        ) from exc
     for name in _QUIET_LOGGERS:
         logger = logging.getLogger(name)
         logger.setLevel(max(logging.WARNING, logger.level))
@@ -46,7 +46,7 @@ async def embedded_broker(host: str = "127.0.0.1", port: int = 0) -> AsyncIterat
     try:
         await broker.start()
     except Exception as exc:
-        raise TransportError(f"embedded broker could not listen on {host}:{port}: {exc}") from None
+        raise TransportError(f"embedded broker could not listen on {host}:{port}: {exc}") from exc
     try:
         yield f"mqtt://{host}:{_bound_port(broker)}"
     finally:

@@ -1,5 +1,9 @@
 """One base for every error msgflo raises on purpose, so that a command catches ``MsgfloError``
-and prints one line, while a bug (any other exception) still shows its traceback."""
+and prints one line, while a bug (any other exception) still shows its traceback.
+
+Each domain has one class here; modules subclass it where their callers need to tell their own
+errors apart (``FbpSyntaxError`` is a ``GraphError``, ``TransportError`` a ``ConnectError``).
+"""
 
 from __future__ import annotations
 
@@ -22,3 +26,17 @@ class ConnectError(MsgfloError):
 
 class ProtocolError(MsgfloError):
     """A message that does not follow the wire or FBP protocol."""
+
+
+class NetworkError(MsgfloError):
+    """A running network that cannot do what was asked: a node, edge or packet the
+    coordinator cannot add, wire or deliver as the participants stand."""
+
+
+class ConfigError(MsgfloError):
+    """A setting or file that configures msgflo (secrets, deployment, autoscaling) and cannot
+    be used as given."""
+
+
+class SpecError(MsgfloError):
+    """A test suite that cannot be read, or a test case that cannot be judged."""

@@ -16,10 +16,11 @@ from typing import Any
 
 import yaml
 
+from msgflo.errors import LibraryError
 from msgflo.participant import normalize_definition
 
 
-class DeclarationError(Exception):
+class DeclarationError(LibraryError):
     """What is wrong with a declaration, in one line naming the file and the field."""
 
 
@@ -31,13 +32,13 @@ def read_declaration(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise DeclarationError(f"{path}: cannot read: {exc.strerror}") from None
+        raise DeclarationError(f"{path}: cannot read: {exc.strerror}") from exc
     try:
         raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         kind = "JSON" if path.suffix == ".json" else "YAML"
         detail = " ".join(str(exc).split())
-        raise DeclarationError(f"{path}: not valid {kind}: {detail}") from None
+        raise DeclarationError(f"{path}: not valid {kind}: {detail}") from exc
     if raw is None:
         raise DeclarationError(f"{path}: no declaration found (the file is empty)")
     if not isinstance(raw, dict):

@@ -25,12 +25,8 @@ from typing import Any
 
 import orjson
 
+from msgflo.errors import LibraryError as LibraryError
 from msgflo.transport import encode
-
-
-class LibraryError(Exception):
-    """A configuration or lookup problem, told in one line that names the file or component."""
-
 
 DEFAULT_HANDLERS: dict[str, str] = {
     ".py": "msgflo-python #FILENAME #ROLE",
@@ -130,9 +126,9 @@ class LibraryConfig:
         try:
             raw = orjson.loads(path.read_bytes())
         except OSError as exc:
-            raise LibraryError(f"{path}: cannot read: {exc.strerror}") from None
+            raise LibraryError(f"{path}: cannot read: {exc.strerror}") from exc
         except orjson.JSONDecodeError as exc:
-            raise LibraryError(f"{path}: not valid JSON: {exc}") from None
+            raise LibraryError(f"{path}: not valid JSON: {exc}") from exc
         if not isinstance(raw, dict):
             raise LibraryError(f"{path}: must hold a JSON object")
         if "msgflo" in raw:
@@ -150,9 +146,9 @@ class LibraryConfig:
             with path.open("rb") as stream:
                 raw = tomllib.load(stream)
         except OSError as exc:
-            raise LibraryError(f"{path}: cannot read: {exc.strerror}") from None
+            raise LibraryError(f"{path}: cannot read: {exc.strerror}") from exc
         except tomllib.TOMLDecodeError as exc:
-            raise LibraryError(f"{path}: not valid TOML: {exc}") from None
+            raise LibraryError(f"{path}: not valid TOML: {exc}") from exc
         settings = raw.get("tool", {}).get("msgflo")
         if settings is None:
             return None
@@ -217,9 +213,9 @@ def language_for(path: Path) -> str | None:
 def extension_for(language: str) -> str:
     try:
         return LANGUAGE_EXTENSIONS[language]
-    except KeyError:
+    except KeyError as exc:
         known = ", ".join(sorted(LANGUAGE_EXTENSIONS))
-        raise LibraryError(f"unknown language {language!r} (known: {known})") from None
+        raise LibraryError(f"unknown language {language!r} (known: {known})") from exc
 
 
 def _handler_specificity(pattern: str) -> int:
@@ -290,7 +286,11 @@ class Library:
         absolute = self.root / directory
         if not absolute.is_dir():
             return
-        for entry in sorted(absolute.iterdir()):
+        try:
+            entries = sorted(absolute.iterdir())
+        except OSError as exc:
+            raise LibraryError(f"{absolute}: cannot read: {exc.strerror or exc}") from exc
+        for entry in entries:
             if entry.is_file():
                 self.add_file(directory / entry.name)
 
@@ -355,6 +355,15 @@ class Library:
         existing.definition = cleaned
         return True
 
+    def forget_discovered(self, name: str) -> None:
+        """Drop a component known only from discovery (its last participant is forgotten); one
+        the library can start or that its configuration declares stays."""
+        component = self.components.get(name)
+        if component is None or name in self.config.components:
+            return
+        if not component.startable and component.path is None:
+            del self.components[name]
+
     # -- lookup ------------------------------------------------------------------------
 
     def find(self, name: str) -> Component | None:
@@ -402,7 +411,7 @@ class Library:
         try:
             return shlex.split(line)
         except ValueError as exc:
-            raise LibraryError(f"component {component!r}: command {line!r}: {exc}") from None
+            raise LibraryError(f"component {component!r}: command {line!r}: {exc}") from exc
 
     # -- sources -------------------------------------------------------------------------
 

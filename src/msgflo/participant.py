@@ -21,6 +21,7 @@ import os
 import queue
 import secrets
 import threading
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar, cast
@@ -28,6 +29,8 @@ from typing import Any, ClassVar, cast
 from msgflo import deadletter
 from msgflo.control import ControlServer, DiscoveryResponder, share_group
 from msgflo.failure import FailureHandling
+from msgflo.observe.figures import ParticipantFigures, reporting_interval
+from msgflo.observe.reporter import Reporter
 from msgflo.retry import Retries
 from msgflo.schemas import Invalid, SchemaError
 from msgflo.transport import Client, Message, QueueKind
@@ -51,8 +54,8 @@ def discovery_period() -> float:
         return DEFAULT_DISCOVERY_PERIOD
     try:
         value = float(raw)
-    except ValueError:
-        raise ValueError(f"MSGFLO_DISCOVERY_PERIOD={raw!r} is not a number of seconds") from None
+    except ValueError as exc:
+        raise ValueError(f"MSGFLO_DISCOVERY_PERIOD={raw!r} is not a number of seconds") from exc
     if value <= 0:
         raise ValueError(f"MSGFLO_DISCOVERY_PERIOD={raw!r} must be positive")
     return value
@@ -174,12 +177,17 @@ class _LegacyWorker:
     def _run(self) -> None:
         process = cast(Callable[[str, Message], None], self._participant.process)
         inbox, hand_back = self._inbox, self.hand_back
+        figures = self._participant.figures
+        clock = time.perf_counter
         while (item := inbox.get()) is not None:
             port, msg = item
+            started = clock()
             try:
                 process(port, msg)
             except Exception as exc:
                 hand_back((_FAILED, msg, exc))
+            if figures is not None:
+                figures.processing.observe(clock() - started)
             hand_back((_FINISHED, None, None))
 
     def hand_back(self, op: _Op) -> None:
@@ -290,6 +298,9 @@ class Participant(FailureHandling):
         self._retries = Retries(self.role, self.definition.get("inports", []))
         self._waiting: set[asyncio.Task[None]] = set()
         """Messages waiting in this process to be tried again (brokers without delays)."""
+        self.figures: ParticipantFigures | None = None
+        """Counters of this participant while it runs with figures on (:mod:`msgflo.observe`)."""
+        self._reporter: Reporter | None = None
 
     # -- definition ------------------------------------------------------------------
 
@@ -371,6 +382,8 @@ class Participant(FailureHandling):
                     f"{invalid.error}"
                 )
         await self.client.send_to(QueueKind.OUT, queue, data)
+        if self.figures is not None:
+            self.figures.outports[outport].count += 1
 
     def on_settled(self, listener: Callable[[Message, bool], None]) -> None:
         """Call ``listener(message, acked)`` whenever this participant acks or nacks a message:
@@ -384,6 +397,8 @@ class Participant(FailureHandling):
             return
         for listener in self._settle_listeners:
             listener(msg, ack)
+        if not ack and self.figures is not None:
+            self.figures.nacks += 1
         if msg.token is None or self.client is None:
             msg.acked, msg.nacked = ack, not ack
             return
@@ -418,6 +433,9 @@ class Participant(FailureHandling):
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         await self._load_schemas()
+        interval = reporting_interval()
+        if interval is not None:
+            self.figures = ParticipantFigures.of(self.definition)
         if self._sync_process:
             self._worker = _LegacyWorker(self, self._loop)
         for port in self.definition["outports"]:
@@ -443,6 +461,9 @@ class Participant(FailureHandling):
         await self._responder.add(self.announce)
         period = discovery_period() / HEARTBEAT_DIVISOR
         self._heartbeat = asyncio.get_running_loop().create_task(self._beat(period))
+        if self.figures is not None and interval is not None:
+            self._reporter = Reporter(client, self.definition, self.figures, interval)
+            self._reporter.start()
 
     async def _attach(self, port: str, source: str) -> None:
         """A coordinator asks us to take ``port``'s input straight from ``source`` (MQTT)."""
@@ -496,6 +517,9 @@ class Participant(FailureHandling):
             await self._worker.stop()  # its thread may still send: keep it reachable until then
             self._worker = None
         self._retries.close()
+        if self._reporter is not None:
+            await self._reporter.stop()
+            self._reporter = None
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -515,9 +539,12 @@ class Participant(FailureHandling):
         if self._sync_process:
             worker = self._worker
             assert worker is not None
+            received = self.figures.inports[port] if self.figures is not None else None
 
             def legacy(msg: Message) -> Awaitable[None]:
                 msg.port, msg.queue = port, inqueue
+                if received is not None:
+                    received.count += 1
                 if check is not None and (invalid := check(msg.data)) is not None:
                     return self._invalid(port, msg, invalid)
                 if msg.redelivered and self._poisoned(port, msg):
@@ -526,20 +553,29 @@ class Participant(FailureHandling):
 
             return legacy
 
+        counted = self.figures.inports[port] if self.figures is not None else None
+        timing = self.figures.processing if self.figures is not None else None
+        clock = time.perf_counter
+
         async def modern(msg: Message) -> None:
             msg.port, msg.queue = port, inqueue
+            if counted is not None:
+                counted.count += 1
             if check is not None and (invalid := check(msg.data)) is not None:
                 await self._invalid(port, msg, invalid)
                 return
             if msg.redelivered and self._poisoned(port, msg):
                 await self._settle(msg, ack=False, reason=self._poison_reason(port, msg))
                 return
+            started = clock() if timing is not None else 0.0
             try:
                 await self.process(port, msg)
             except Exception as exc:
                 await self._failed(port, msg, exc)
             else:
                 await self._settle(msg, ack=True)
+            if timing is not None:
+                timing.observe(clock() - started)
 
         return modern
 

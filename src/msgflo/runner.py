@@ -19,7 +19,6 @@ from typing import Any
 
 import click
 
-from msgflo.errors import MsgfloError
 from msgflo.participant import Participant
 from msgflo.transport import Address, Client, TransportError, broker_url_from_env, get_client
 
@@ -187,14 +186,17 @@ def run_participants(
     program: str = "msgflo",
 ) -> None:
     """Blocking entry point: exit code 1 with one line on stderr when the broker fails."""
+    # imported here: the commands' helpers build on this module's logging setup
+    from msgflo.cli.common import one_line_errors
+
     url = broker_url_from_env(broker, DEFAULT_BROKER)
     assert url is not None
     setup_logging()
     try:
-        _event_loop_runner()(serve(participants, url, iips=iips, connect_timeout=connect_timeout))
-    except (TransportError, MsgfloError) as exc:
-        click.echo(f"{program}: {exc}", err=True)
-        sys.exit(1)
+        with one_line_errors(program):
+            _event_loop_runner()(
+                serve(participants, url, iips=iips, connect_timeout=connect_timeout)
+            )
     except KeyboardInterrupt:
         pass
 
@@ -219,7 +221,7 @@ def parse_iips(raw: str | None) -> dict[str, Any]:
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--iips") from None
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--iips") from exc
     if not isinstance(value, dict):
         raise click.BadParameter(
             "must be a JSON object of inport to data, e.g. '{\"in\": 1}'", param_hint="--iips"

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from msgflo import deadletter
+from msgflo.errors import NetworkError
 from msgflo.participant import queue_name
 from msgflo.transport import Binding, BindingType, Broker, QueueKind
 
@@ -108,7 +109,7 @@ class GraphSpec:
         ]
 
 
-class WiringError(Exception):
+class WiringError(NetworkError):
     """An edge that can never be bound as the participants stand (names node and port)."""
 
 

@@ -200,3 +200,9 @@ async def group(argv: list[str], cwd: Path, env: Mapping[str, str]) -> AsyncIter
         yield running
     finally:
         await running.stop()
+
+
+def fed(url: str) -> str:
+    """On AMQP our participants put their announcements in the queue ``fbp`` (where the
+    original's coordinator and tools read them) only when asked."""
+    return f"{url}?fbp_queue=1" if url.startswith("amqp") else url

@@ -24,6 +24,7 @@ from tests.external.interop_helpers import (
     PY_BIN,
     LazyVhost,
     broker_for,
+    fed,
     next_item,
     node_env,
     require_node,
@@ -113,7 +114,7 @@ async def test_original_heterogenous_spec_passes_against_our_participant(
         url = (
             await stack.enter_async_context(embedded_broker())
             if kind == "mqtt"
-            else stack.enter_context(broker_for(kind, vhost))
+            else fed(stack.enter_context(broker_for(kind, vhost)))
         )
         env = {
             **node_env(),

@@ -23,6 +23,7 @@ from tests.external.interop_helpers import (
     LazyVhost,
     broker_for,
     component_dir,
+    fed,
     group,
     node_env,
     require_node,
@@ -34,11 +35,6 @@ pytestmark = [pytest.mark.broker, pytest.mark.external]
 
 LEGACY_REPEAT = (Path(__file__).parents[1] / "fixtures" / "legacy" / "Repeat.py").read_text()
 KINDS = pytest.mark.parametrize("kind", ["mqtt", "amqp"], ids=["mosquitto", "rabbitmq"])
-
-
-def fed(url: str) -> str:
-    """On AMQP our participants put their announcements in the queue ``fbp`` only when asked."""
-    return f"{url}?fbp_queue=1" if url.startswith("amqp") else url
 
 
 def project(root: Path, graph: str) -> Path:

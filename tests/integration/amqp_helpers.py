@@ -12,7 +12,7 @@ import json
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any
+from typing import Any, Self
 
 import aiormq
 import aiormq.exceptions
@@ -209,7 +209,7 @@ class PausingProxy:
             task.add_done_callback(self._tasks.discard)
 
     @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[PausingProxy]:
+    async def running(self) -> AsyncIterator[Self]:
         self._server = await asyncio.start_server(self._accept, RABBIT_HOST, 0)
         self.port = self._server.sockets[0].getsockname()[1]
         try:

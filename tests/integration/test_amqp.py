@@ -256,7 +256,11 @@ async def test_every_coordinator_hears_every_announcement_and_fbp_stays_empty(
     await second.subscribe_participant_change(heard[1])
     await observer.subscribe_participant_change(heard[2], exclusive=True)
     greedy = await rabbit.channel()  # takes whatever reaches the queue fbp
-    await greedy.basic_consume("fbp", lambda _: None, no_ack=True)
+
+    async def take(_: Any) -> None:
+        pass
+
+    await greedy.basic_consume("fbp", take, no_ack=True)
     definitions = [
         {"id": f"p-{n}", "role": "p", "component": "C", "inports": [], "outports": []}
         for n in range(5)
@@ -340,7 +344,7 @@ async def test_an_ack_waits_until_earlier_sends_are_confirmed(
         await relay.flush()
 
         async def acked() -> bool:
-            return rabbit.queues()[source]["messages_unacknowledged"] == 0
+            return bool(rabbit.queues()[source]["messages_unacknowledged"] == 0)
 
         await poll(acked)
 

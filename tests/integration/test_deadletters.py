@@ -75,7 +75,7 @@ class LegacyNack(msgflo.Participant):
     def __init__(self, role: str) -> None:
         super().__init__({"component": "test/LegacyNack", "inports": [{"id": "in"}]}, role)
 
-    def process(self, inport: str, msg: Message) -> None:
+    def process(self, inport: str, msg: Message) -> None:  # type: ignore[override]
         self.nack(msg, reason="too old")
 
 

@@ -138,6 +138,7 @@ async def test_qos1_messages_sent_while_a_consumer_is_cut_off_all_arrive(
     consumer = get_client(
         proxy.url("mqtt", suffix=f"?qos=1&fastpath={fastpath}"), connect_timeout=5
     )
+    assert isinstance(consumer, MqttClient)
     async with consumer, get_client(f"{MOSQUITTO}?qos=1") as producer:
         consumer.on_reconnect(reconnects.listener)
         await consumer.subscribe_to_queue(q, received.handler)

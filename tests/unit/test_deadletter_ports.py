@@ -121,7 +121,7 @@ class LegacyTooOld(msgflo.Participant):
     def __init__(self, role: str) -> None:
         super().__init__({"component": "LegacyTooOld", "inports": [{"id": "in"}]}, role)
 
-    def process(self, inport: str, msg: msgflo.Message) -> None:
+    def process(self, inport: str, msg: msgflo.Message) -> None:  # type: ignore[override]
         self.nack(msg, reason=f"age {msg.data['age']}")
 
 

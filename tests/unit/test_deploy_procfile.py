@@ -76,7 +76,7 @@ def test_namespace_fallback_finds_directory_components() -> None:
 def test_no_web_process_is_an_error_unless_told() -> None:
     code, out, err = run("handlers.fbp", "--library=handlers.json", "--components=comps")
     assert code == 1 and out == ""
-    assert err.startswith("msgflo-procfile: error: no 'web' process") and err.count("\n") == 1
+    assert err.startswith("msgflo-procfile: no 'web' process") and err.count("\n") == 1
 
 
 def test_virtual_nodes_are_never_processes(tmp_path: Path) -> None:

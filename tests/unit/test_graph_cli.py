@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from msgflo.cli import graph as cli
 from msgflo.cli.graph import main
 from msgflo.cli.msgflo import main as msgflo_main
 
@@ -136,7 +135,7 @@ def test_dot_svg_renders_with_graphviz(graph_file: Path, tmp_path: Path) -> None
 def test_dot_svg_without_graphviz_is_a_one_line_error(
     graph_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli.shutil, "which", lambda _name: None)
+    monkeypatch.setattr(shutil, "which", lambda _name: None)
     code, _, err = run("dot", "--svg", str(tmp_path / "x.svg"), str(graph_file))
     assert code == 1
     assert (

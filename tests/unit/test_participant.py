@@ -37,7 +37,7 @@ class LegacyRepeat(msgflo.Participant):
         msgflo.Participant.__init__(self, d, role)
         self.thread_names: list[str] = []
 
-    def process(self, inport: str, msg: Any) -> None:
+    def process(self, inport: str, msg: Any) -> None:  # type: ignore[override]  # the legacy API's synchronous process, run in a thread
         self.thread_names.append(threading.current_thread().name)
         self.send("out", msg.data)
         self.ack(msg)
@@ -88,7 +88,7 @@ class Sleepy(msgflo.Participant):
     def __init__(self, role: str) -> None:
         msgflo.Participant.__init__(self, {"component": "Sleepy"}, role)
 
-    def process(self, inport: str, msg: Any) -> None:
+    def process(self, inport: str, msg: Any) -> None:  # type: ignore[override]  # the legacy API's synchronous process, run in a thread
         time.sleep(0.3)  # blocking user code
         self.send("out", msg.data)
         self.ack(msg)
@@ -110,7 +110,7 @@ class LegacyNacker(msgflo.Participant):
     def __init__(self, role: str) -> None:
         msgflo.Participant.__init__(self, {"component": "Nacker"}, role)
 
-    def process(self, inport: str, msg: Any) -> None:
+    def process(self, inport: str, msg: Any) -> None:  # type: ignore[override]  # the legacy API's synchronous process, run in a thread
         if msg.data == "bad":
             self.nack(msg)
             return

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import jsonschema
 import pytest
@@ -117,7 +117,7 @@ def test_reply_table_matches_the_schemas() -> None:
                 assert shape.fields is None, (protocol, command)
                 continue
             allowed.discard("secret")  # outputs that reuse an input schema; never sent
-            assert shape.fields == allowed, (protocol, command)
+            assert shape.fields == frozenset(allowed), (protocol, command)
             assert shape.required == required, (protocol, command)
             checked += 1
     assert checked == len(OUTPUTS) - 2  # all but componentsready and persist (no schema)
@@ -161,7 +161,7 @@ class Repeat(msgflo.Participant):
 class Drop(msgflo.Participant):
     component = "core/Drop"
     inports = {"in": "all"}
-    outports: dict[str, str] = {}
+    outports: ClassVar[dict[str, str] | None] = {}
 
     async def process(self, port: str, msg: msgflo.Message) -> None:
         return None
@@ -193,7 +193,7 @@ class Peer:
         await self.ws.send_str(text)
 
     async def receive(self) -> dict[str, Any]:
-        message = await asyncio.wait_for(self.ws.receive_json(), TIMEOUT)
+        message: dict[str, Any] = await asyncio.wait_for(self.ws.receive_json(), TIMEOUT)
         validate(message)
         self.seen.append(message)
         return message

@@ -1,16 +1,18 @@
-"""Pieces every command shares: the broker option and running a coroutine with clean errors."""
+"""Pieces every command shares: the broker option, one-line errors and running a coroutine."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 import click
 from click.core import ParameterSource
 
+from msgflo.errors import MsgfloError
 from msgflo.runner import setup_logging
 from msgflo.transport import Address, TransportError
 
@@ -53,14 +55,23 @@ def _announce_broker(ctx: click.Context, param: click.Parameter, value: str | No
     return value
 
 
-def run_command(program: str, coro: Coroutine[Any, Any, int]) -> None:
-    """Run ``coro``; a broker failure is one line on stderr and exit code 1, never a traceback."""
-    setup_logging()
+@contextlib.contextmanager
+def one_line_errors(program: str) -> Iterator[None]:
+    """End the command on any :class:`~msgflo.errors.MsgfloError`: ``PROGRAM: message`` on
+    stderr and exit code 1. Every other exception is a bug and keeps its traceback."""
     try:
-        code = asyncio.run(coro)
-    except TransportError as exc:
+        yield
+    except MsgfloError as exc:
         click.echo(f"{program}: {exc}", err=True)
         sys.exit(1)
+
+
+def run_command(program: str, coro: Coroutine[Any, Any, int]) -> None:
+    """Run ``coro``; a msgflo error (a broker that fails) is one line on stderr and exit code 1."""
+    setup_logging()
+    try:
+        with one_line_errors(program):
+            code = asyncio.run(coro)
     except KeyboardInterrupt:
         sys.exit(130)
     sys.exit(code)

@@ -3,13 +3,13 @@ graph, with the same roles and commands as ``msgflo-procfile``."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
+from msgflo.cli.common import one_line_errors
 from msgflo.deploy import compose, kubernetes, systemd, upstart
 from msgflo.deploy.autoscale import for_roles, load_config
 from msgflo.deploy.roles import DeployError, GeneratedFile, Network, load_network
@@ -205,12 +205,9 @@ def main(
 ) -> None:
     """Generate what runs GRAPH as a service: systemd units, upstart jobs, a docker-compose
     file (edited in place) or Kubernetes manifests."""
-    try:
+    with one_line_errors(PROGRAM):
         _check_options(target, given)
         network = load_network(graph, library_file, components, given["ignore"], given["name"])
         given["file"] = given["file"] or Path("docker-compose.yml")
         given["broker_service"] = given["broker_service"] or "broker"
         _run(target, network, given)
-    except DeployError as exc:
-        click.echo(f"{PROGRAM}: error: {exc}", err=True)
-        sys.exit(1)

@@ -12,6 +12,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from msgflo.cli.common import one_line_errors
 from msgflo.graph import (
     FbpSyntaxError,
     Graph,
@@ -26,7 +27,7 @@ from msgflo.graph import (
     to_dot,
     to_fbp,
 )
-from msgflo.library import Library, LibraryError
+from msgflo.library import Library
 from msgflo.runtime.components import definition_of
 from msgflo.wiring import DEAD_LETTER_PREFIX, VIRTUAL_COMPONENTS
 
@@ -51,6 +52,8 @@ def fail(message: str) -> NoReturn:
 
 
 def load(path: Path, case_sensitive: bool | None, validate: bool = True) -> Graph:
+    """The graph in ``path``; its errors are told as ``FILE[:LINE:COLUMN]: message``, the
+    form editors jump to, rather than prefixed with the program's name."""
     try:
         return load_graph(path, case_sensitive=case_sensitive, validate=validate)
     except GraphError as exc:
@@ -124,10 +127,8 @@ def check_command(
     foreign declarations). Problems are printed as FILE:LINE:COLUMN: SEVERITY: MESSAGE. The
     exit code is 1 when any file has an error (or, with --strict, a warning), 0 otherwise.
     """
-    try:
+    with one_line_errors(PROGRAM):
         library = Library.load(library_file, list(componentdir) or None, root=Path.cwd())
-    except LibraryError as exc:
-        fail(f"{PROGRAM}: {exc}")
     failing = ("error", "warning") if strict else ("error",)
     failed = False
     for path in files:

@@ -24,14 +24,18 @@ from typing import Any
 import click
 
 from msgflo.broker import configured_broker, embedded_broker
+from msgflo.cli.common import one_line_errors
 from msgflo.coordinator import Coordinator, CoordinatorOptions, Event, EventKind
+from msgflo.coordinator.autoscaler import Autoscaler, starting_instances
+from msgflo.deploy.autoscale import AutoscaleError, RoleScaling, for_roles, load_config
+from msgflo.deploy.roles import Role, fed_inports
 from msgflo.graph import Graph, GraphError, load_graph
-from msgflo.library import Library, LibraryError
+from msgflo.library import Library
+from msgflo.participant import queue_name
 from msgflo.runner import setup_logging
 from msgflo.runtime import (
     MAIN_GRAPH,
     Access,
-    AccessError,
     Endpoint,
     Runtime,
     RuntimeOptions,
@@ -40,13 +44,14 @@ from msgflo.runtime import (
 )
 from msgflo.runtime.api import queue_line
 from msgflo.runtime.ping import DEFAULT_URL, AlivePing, alive_ping
-from msgflo.transport import Address, TransportError, get_broker
+from msgflo.transport import Address, get_broker
+from msgflo.wiring import VIRTUAL_COMPONENTS
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 PROGRAM = "msgflo"
 
 
-class GraphFileError(Exception):
+class GraphFileError(GraphError):
     """The graph file cannot be read or parsed; the message names the file."""
 
 
@@ -59,7 +64,7 @@ def read_graph_model(path: Path) -> Graph:
     try:
         return load_graph(path)
     except GraphError as exc:
-        raise GraphFileError(str(exc)) from None
+        raise GraphFileError(str(exc)) from exc
 
 
 @dataclass
@@ -75,6 +80,48 @@ class ServerSettings:
 
 def load_library(config: Path | None, componentdirs: Sequence[str]) -> Library:
     return Library.load(config, list(componentdirs) or None, root=Path.cwd())
+
+
+def _unscalable(role: str, component: str, library: Library, ignore: Sequence[str]) -> str:
+    """Why msgflo cannot run copies of ``role``, or ``""`` when it can."""
+    if role in ignore:
+        return "is ignored (--ignore)"
+    found = library.find(component)
+    if found is None:
+        return f"has component {component!r}, which is not in the library"
+    if not found.startable:
+        return f"has component {component!r}, which runs elsewhere (foreign)"
+    return ""
+
+
+def autoscale_config(
+    path: Path, graph_file: Path, library: Library, ignore: Sequence[str]
+) -> list[RoleScaling]:
+    """The entries of an autoscale file bound to the graph's roles; every one must be a role
+    this command starts (not ignored, not foreign) with one inqueue to count."""
+    graph = read_graph_model(graph_file)
+    roles = [
+        Role(
+            name,
+            node.component or "",
+            "",
+            (),
+            tuple(queue_name(name, port) for port in fed_inports(graph, name)),
+        )
+        for name, node in graph.nodes.items()
+        if node.component not in VIRTUAL_COMPONENTS
+    ]
+    scalings = for_roles(load_config(path), roles, str(path))
+    for scaling in scalings:
+        why = _unscalable(
+            scaling.worker, graph.nodes[scaling.worker].component or "", library, ignore
+        )
+        if why:
+            raise AutoscaleError(
+                f"{path}: {scaling.name}: role {scaling.worker!r} {why}; msgflo can only scale "
+                "the participants it starts"
+            )
+    return scalings
 
 
 PARTICIPANT_EVENTS = frozenset(
@@ -118,7 +165,8 @@ class Printer:
         if event.kind is EventKind.OUTPUT:
             stream = str(event.data.get("stream", "stdout"))
             if stream in self.forward:
-                click.echo(f"{event.role} | {event.message}", err=stream == "stderr")
+                label = event.data.get("label", event.role)
+                click.echo(f"{label} | {event.message}", err=stream == "stderr")
             return
         if event.kind in (EventKind.WARNING, EventKind.ERROR):
             click.echo(f"{PROGRAM}: {event.kind.value}: {event.message}", err=True)
@@ -191,6 +239,7 @@ async def run(
     forward: frozenset[str],
     server: ServerSettings,
     embedded_port: int = 0,
+    scalings: Sequence[RoleScaling] = (),
 ) -> int:
     graph = read_graph_model(graph_file) if graph_file else Graph()
     stop = asyncio.Event()
@@ -203,10 +252,14 @@ async def run(
         printer = Printer(forward, coordinator)
         coordinator.add_listener(printer)
         runtime = Runtime(coordinator, library, server.runtime)
+        scaler = Autoscaler(
+            coordinator.broker, coordinator.supervisor, coordinator.events, scalings
+        )
         try:
             await coordinator.start()
             runtime.add_graph(MAIN_GRAPH, graph)
             await runtime.start_network(MAIN_GRAPH)
+            scaler.start()
             async with (
                 serve(runtime, server.host, server.port, server.ide) as endpoint,
                 alive_ping(server.ping, server.runtime.id),
@@ -231,6 +284,7 @@ async def run(
                 await stop.wait()
                 click.echo(f"{PROGRAM}: stopping", err=True)
         finally:
+            await scaler.stop()
             await runtime.close()
             await coordinator.stop()
     return 0
@@ -270,6 +324,13 @@ async def run(
     multiple=True,
     metavar="ROLE",
     help="Do not start this role; it is expected to announce itself (repeatable).",
+)
+@click.option(
+    "--autoscale",
+    "autoscale_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="guv autoscale config (*.guv.yaml): run as many copies of each role listed as its "
+    "queue needs to meet the deadline (queue depth from RabbitMQ; see docs/deploying.md).",
 )
 @click.option(
     "--forward",
@@ -351,6 +412,12 @@ async def run(
     "with a secret, or beyond loopback (a secret is generated and printed).",
 )
 @click.option(
+    "--management-url",
+    envvar="MSGFLO_MANAGEMENT_URL",
+    help="RabbitMQ management API (http://user:pass@host:15672) for queue depths and rates in "
+    "/metrics and /api/network. Default: passive queue declares (env MSGFLO_MANAGEMENT_URL).",
+)
+@click.option(
     "--ping-url",
     default=DEFAULT_URL,
     show_default=True,
@@ -378,6 +445,7 @@ def main(
     library_file: Path | None,
     componentdir: tuple[str, ...],
     ignore: tuple[str, ...],
+    autoscale_file: Path | None,
     forward: str,
     wait_timeout: float,
     state_dir: Path | None,
@@ -392,13 +460,14 @@ def main(
     secret: str | None,
     secrets_file: Path | None,
     default_access: str | None,
+    management_url: str | None,
     ping_url: str,
     ping_method: str,
     ping_interval: float,
 ) -> None:
     """Run GRAPH as a distributed network of participants and keep it running until Ctrl-C."""
     setup_logging()
-    try:
+    with one_line_errors(PROGRAM):
         library = load_library(library_file, componentdir)
         options = CoordinatorOptions(
             ignore=tuple(ignore),
@@ -409,6 +478,12 @@ def main(
         )
         if auto_save and graph_file is None:
             raise click.UsageError("--auto-save needs --graph (the file to save to)")
+        scalings: list[RoleScaling] = []
+        if autoscale_file is not None:
+            if graph_file is None:
+                raise click.UsageError("--autoscale needs --graph (the roles to scale)")
+            scalings = autoscale_config(autoscale_file, graph_file, library, ignore)
+            options.instances = starting_instances(scalings)
         server = ServerSettings(
             host,
             port,
@@ -420,17 +495,16 @@ def main(
                 graph_file=graph_file,
                 auto_save=auto_save,
                 namespace=library.namespace,
+                management_url=management_url,
             ),
             AlivePing(ping_url, ping_method, ping_interval),
         )
-    except (LibraryError, AccessError, OSError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
     streams = frozenset(s.strip() for s in forward.split(",") if s.strip())
     try:
-        code = asyncio.run(run(graph_file, broker, library, options, streams, server, broker_port))
-    except (TransportError, GraphFileError) as exc:
-        click.echo(f"{PROGRAM}: {exc}", err=True)
-        sys.exit(1)
+        with one_line_errors(PROGRAM):
+            code = asyncio.run(
+                run(graph_file, broker, library, options, streams, server, broker_port, scalings)
+            )
     except OSError as exc:
         hint = "; choose another --port, or --port 0 for any free one" if port else ""
         click.echo(

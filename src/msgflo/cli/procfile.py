@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
+from msgflo.cli.common import one_line_errors
 from msgflo.deploy.procfile import procfile
-from msgflo.deploy.roles import DeployError, load_network
+from msgflo.deploy.roles import load_network
 
 PROGRAM = "msgflo-procfile"
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -47,10 +47,7 @@ def main(
 ) -> None:
     """Write a Procfile for GRAPH: one `role: command` line per participant, with the
     graph's IIPs filled into the library's commands."""
-    try:
+    with one_line_errors(PROGRAM):
         network = load_network(graph, library_file, components, ignore)
         text = procfile(network.roles, include, require_web=web)
-    except DeployError as exc:
-        click.echo(f"{PROGRAM}: error: {exc}", err=True)
-        sys.exit(1)
     click.echo(text, nl=False)

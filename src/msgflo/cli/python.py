@@ -12,8 +12,8 @@ from pathlib import Path
 
 import click
 
-from msgflo.cli.common import broker_option
-from msgflo.errors import LibraryError, MsgfloError
+from msgflo.cli.common import broker_option, one_line_errors
+from msgflo.errors import LibraryError
 from msgflo.participant import Participant
 from msgflo.participant_file import find_participant, load_module
 from msgflo.runner import DEFAULT_BROKER, instantiate, parse_iips, run_participants
@@ -40,11 +40,8 @@ def _start(
     program: str,
 ) -> None:
     initial = parse_iips(iips)
-    try:
+    with one_line_errors(program):  # a port declaration that makes no sense
         participant = instantiate(target, role)
-    except MsgfloError as exc:  # a port declaration that makes no sense
-        click.echo(f"{program}: {exc}", err=True)
-        sys.exit(1)
     run_participants(
         [participant],
         broker,
@@ -80,10 +77,8 @@ def main(
 ) -> None:
     """Run the msgflo participant defined in FILE under ROLE (its node name in the graph)."""
     parse_iips(iips)
-    try:
+    with one_line_errors("msgflo-python"):
         module = load_module(file)
-    except LibraryError as exc:
-        raise click.ClickException(str(exc)) from exc
     try:
         cls = find_participant(module, file, class_name)
     except LibraryError as exc:

@@ -33,5 +33,5 @@ def main(
 ) -> None:
     """Announce the foreign participant declared in FILE (deprecated: use msgflo-register)."""
     click.echo(DEPRECATED, err=True)
-    definitions = load_all([(role, file)])
+    definitions = load_all("msgflo-register-foreign", [(role, file)])
     start("msgflo-register-foreign", broker, definitions, interval, forever, connect_timeout)

@@ -79,12 +79,14 @@ def home_of(message: Message, queue: str) -> str | None:
 
 
 async def read_all(client: Client, queue: str) -> list[Message]:
-    depth = await client.queue_depth(queue)
-    if depth is None:
+    if not client.address.scheme.startswith("amqp"):
         raise TransportError(
             f"{client.address.redacted()} keeps no dead letters to replay (RabbitMQ does): "
             "connect the dead-letter port to a participant that stores them"
         )
+    await client.check_queue(queue)
+    found = await client.queue_depth(queue)
+    depth = found.messages if found is not None else READ_ALL  # unknown: read until idle
     taken: list[Message] = []
     arrived = asyncio.Event()
 

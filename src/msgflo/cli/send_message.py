@@ -85,5 +85,5 @@ def checked(where: str, text: str) -> str:
         hint = ""
         if stripped[:1] not in ("{", "[", '"'):
             hint = f"; a string needs JSON quotes: '{orjson.dumps(stripped).decode()}'"
-        raise click.UsageError(f"Invalid JSON in {where}: {exc}{hint}") from None
+        raise click.UsageError(f"Invalid JSON in {where}: {exc}{hint}") from exc
     return text.strip()

@@ -5,6 +5,9 @@ in the original; with it they come from the participants' discovery messages.  B
 exist only while this process forwards them, hence ``--forever``.  Participants started with
 ``--participants`` are children of this process: it stays to supervise them until Ctrl-C
 rather than leaving them orphaned as the original did.
+
+``--check`` changes nothing: it compares what is bound on the broker with the graph
+(:mod:`msgflo.observe.bindings`) and prints one line per missing, stale or extra binding.
 """
 
 from __future__ import annotations
@@ -16,14 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import click
-import orjson
 
-from msgflo.cli.common import broker_option
-from msgflo.cli.msgflo import GraphFileError, Printer, load_library, read_graph
+from msgflo.cli.common import broker_option, one_line_errors, run_command
+from msgflo.cli.msgflo import Printer, load_library, read_graph
 from msgflo.coordinator import Coordinator, CoordinatorOptions, EventKind
-from msgflo.library import Library, LibraryError
+from msgflo.library import Library
+from msgflo.observe.bindings import check
 from msgflo.runner import DEFAULT_BROKER
-from msgflo.transport import Address, TransportError, get_broker
+from msgflo.transport import Address, get_broker
 from msgflo.wiring import GraphSpec, Status, pretty_format
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -96,6 +99,22 @@ async def setup(
     return code
 
 
+async def check_bindings(graph: dict[str, Any], broker: str, timeout: float) -> int:
+    connection = get_broker(broker, connect_timeout=timeout)
+    await connection.connect()
+    try:
+        differences, errors = await check(connection, graph)
+    finally:
+        await connection.disconnect()
+    for error in errors:
+        click.echo(f"error: {error}")
+    for difference in differences:
+        click.echo(difference.line())
+    if not differences and not errors:
+        click.echo("bindings match the graph")
+    return 1 if differences or errors else 0
+
+
 @click.command(context_settings=CONTEXT)
 @click.argument("graph", type=click.Path(dir_okay=False, path_type=Path))
 @broker_option(DEFAULT_BROKER, announce=True)
@@ -133,6 +152,12 @@ async def setup(
     help="Keep running after setup (needed for MQTT, where this process forwards).",
 )
 @click.option("--shell", help="Run each participant command as SHELL -c COMMAND.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Change nothing: compare the broker's bindings with GRAPH, one line per difference, "
+    "exit 1 on any (RabbitMQ: needs the management plugin; MQTT: reads the binders' records).",
+)
 def main(
     graph: Path,
     broker: str,
@@ -146,14 +171,15 @@ def main(
     timeout: float,
     forever: bool,
     shell: str | None,
+    check: bool,
 ) -> None:
     """Set up the broker bindings of GRAPH (.fbp or .json) and print them."""
-    try:
+    with one_line_errors(PROGRAM):
         library = load_library(library_file, componentdir) if participants else None
         graph_json = read_graph(graph)
         spec = GraphSpec.from_json(graph_json)
-    except (LibraryError, OSError, orjson.JSONDecodeError, GraphFileError) as exc:
-        raise click.ClickException(str(exc)) from None
+    if check:
+        run_command(PROGRAM, check_bindings(graph_json, broker, timeout))
     roles = spec.participant_roles()
     chosen = _names(only)
     unknown = [role for role in chosen if role not in spec.processes]
@@ -173,7 +199,7 @@ def main(
         wait_timeout=timeout + 1,  # the summary of what is missing comes first
     )
     streams = frozenset(s.strip() for s in forward.split(",") if s.strip())
-    try:
+    with one_line_errors(PROGRAM):
         code = asyncio.run(
             setup(
                 graph_json,
@@ -185,7 +211,4 @@ def main(
                 forward=streams,
             )
         )
-    except TransportError as exc:
-        click.echo(f"{PROGRAM}: {exc}", err=True)
-        sys.exit(1)
     sys.exit(code)

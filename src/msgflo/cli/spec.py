@@ -18,8 +18,8 @@ from pathlib import Path
 
 import click
 
-from msgflo.errors import MsgfloError
-from msgflo.library import LibraryError
+from msgflo.cli.common import one_line_errors
+from msgflo.errors import ConnectError
 from msgflo.runner import setup_logging
 from msgflo.testing.spec import (
     CaseResult,
@@ -32,7 +32,6 @@ from msgflo.testing.spec import (
     summary,
     tap,
 )
-from msgflo.transport import TransportError
 
 PROGRAM = "msgflo-spec"
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -44,9 +43,12 @@ async def started(command: str | None) -> AsyncIterator[None]:
     if not command:
         yield
         return
-    process = await asyncio.create_subprocess_shell(
-        command, stdin=asyncio.subprocess.DEVNULL, start_new_session=True
-    )
+    try:
+        process = await asyncio.create_subprocess_shell(
+            command, stdin=asyncio.subprocess.DEVNULL, start_new_session=True
+        )
+    except OSError as exc:
+        raise ConnectError(f"cannot start the runtime ({command}): {exc}") from exc
     try:
         yield
     finally:
@@ -161,22 +163,20 @@ def main(
     if in_process and command:
         raise click.UsageError("--in-process and --command exclude each other")
     try:
-        suites = load_suites(paths)
-        if in_process:
-            work = run_in_process(
-                suites, library_file, list(componentdir), broker, start_timeout, command_timeout
-            )
-            results = asyncio.run(work)
-        else:
+        with one_line_errors(PROGRAM):
+            suites = load_suites(paths)
+            if in_process:
+                work = run_in_process(
+                    suites, library_file, list(componentdir), broker, start_timeout, command_timeout
+                )
+                results = asyncio.run(work)
+            else:
 
-            async def against_address() -> list[CaseResult]:
-                async with started(command):
-                    return await run(suites, address, secret, start_timeout, command_timeout)
+                async def against_address() -> list[CaseResult]:
+                    async with started(command):
+                        return await run(suites, address, secret, start_timeout, command_timeout)
 
-            results = asyncio.run(against_address())
-    except (MsgfloError, LibraryError, TransportError, OSError) as exc:
-        click.echo(f"{PROGRAM}: {exc}", err=True)
-        sys.exit(1)
+                results = asyncio.run(against_address())
     except KeyboardInterrupt:
         sys.exit(130)
     click.echo(summary(results))

@@ -18,7 +18,7 @@ from msgflo.coordinator.registry import (
     Registry,
     normalize_discovery,
 )
-from msgflo.coordinator.supervisor import Child, SupervisorOptions
+from msgflo.coordinator.supervisor import Child, Instances, SupervisorOptions
 from msgflo.coordinator.taps import TapHandler
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "Event",
     "EventKind",
     "Instance",
+    "Instances",
     "Listener",
     "Registry",
     "Role",

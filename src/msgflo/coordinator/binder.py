@@ -65,6 +65,16 @@ class Binder:
             self._spawn(self._detach_quietly(binding, leaving))
         await self._ask_all("detach", binding, staying)
 
+    async def announce(self) -> None:
+        """Publish every binding this binder realises, forwarded or taken by the consumers,
+        where the broker cannot list them itself (MQTT), so that other coordinators and
+        ``msgflo-setup --check`` see bindings they did not make."""
+        made = dict.fromkeys(await self.broker.list_bindings()) | dict.fromkeys(self.attached)
+        try:
+            await self.broker.announce_bindings(list(made))
+        except TransportError as exc:
+            self.events.warn_once(f"announce {exc}", f"binding record not published: {exc}")
+
     async def _detach_quietly(self, binding: Binding, targets: Sequence[tuple[str, str]]) -> None:
         await self._ask_all("detach", binding, targets)
 
@@ -158,6 +168,8 @@ class Applied:
             if old is None or (old.status, old.binding) != (current.status, current.binding):
                 self._report(key, current)
         self.wiring = fresh
+        if dropped or added:
+            await self.binder.announce()
 
     async def _unbind(self, binding: Binding, in_graph: Callable[[str], bool]) -> None:
         with contextlib.suppress(TransportError):

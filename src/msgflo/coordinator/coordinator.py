@@ -27,6 +27,7 @@ from msgflo.coordinator.discovery import Discovery
 from msgflo.coordinator.events import CoordinatorError, Event, EventKind, Events, Listener
 from msgflo.coordinator.failures import Failures
 from msgflo.coordinator.initials import Initials
+from msgflo.coordinator.ledger import LEDGER_FILE, Ledger, default_path
 from msgflo.coordinator.registry import (
     STATE_FILE,
     Change,
@@ -35,8 +36,9 @@ from msgflo.coordinator.registry import (
     StateFile,
     change_event,
     expire_forever,
+    winner_event,
 )
-from msgflo.coordinator.supervisor import Child, Supervisor, SupervisorOptions
+from msgflo.coordinator.supervisor import Instances, Supervisor, SupervisorOptions
 from msgflo.coordinator.taps import Observers, TapHandler
 from msgflo.library import Library, LibraryError
 from msgflo.participant import discovery_period
@@ -79,6 +81,8 @@ class CoordinatorOptions:
     max_failures: int = 5
     stop_grace: float = 5.0
     backoff_base: float = 0.5
+    instances: Mapping[str, int] = field(default_factory=dict)
+    """Copies of a role to start (one when not given); an autoscaler changes them later."""
 
     def supervisor_options(self) -> SupervisorOptions:
         return SupervisorOptions(
@@ -124,9 +128,17 @@ class Coordinator:
         )
         self.nodes: dict[str, Role] = {}
         self.edges: list[Link] = []
-        self.initials = Initials(broker, self.registry, self.events, lambda: self.wiring)
+        self.initials = Initials(
+            broker, self.registry, self.events, lambda: self.wiring, self._awaited
+        )
         self.supervisor = Supervisor(
-            library, opts.supervisor_options(), self.events, ignore=opts.ignore, shell=opts.shell
+            library,
+            opts.supervisor_options(),
+            self.events,
+            ignore=opts.ignore,
+            shell=opts.shell,
+            exited=self._child_exited,
+            instances=opts.instances,
         )
         self.binder = Binder(
             broker, self.registry, self.events, static=opts.static, spawn=self._spawn
@@ -137,11 +149,15 @@ class Coordinator:
         self.observers = Observers(broker, self.registry, self.events)
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.ledger: Ledger | None = None
+        if broker.bindings_outlive_clients:
+            where = opts.state_dir / LEDGER_FILE if opts.state_dir else None
+            self.ledger = Ledger(where or default_path(broker.address.redacted()), self.events)
 
     # -- what other parts read ------------------------------------------------------------
 
     @property
-    def children(self) -> dict[str, Child]:
+    def children(self) -> dict[str, Instances]:
         return self.supervisor.children
 
     @property
@@ -182,7 +198,7 @@ class Coordinator:
         if not self.options.static:
             await self.discovery.start()
             await self.failures.start()
-        self._spawn(expire_forever(self.registry, self.options.discovery_period, self._gone))
+        self._spawn(expire_forever(self.registry, self.options.discovery_period, self._expired))
 
     async def stop(self) -> None:
         """Stop every child this coordinator started, then disconnect."""
@@ -199,16 +215,42 @@ class Coordinator:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _gone(self, instance: Instance, silence: float) -> None:
-        self._emit(
-            Event(
-                EventKind.PARTICIPANT_GONE,
-                instance.role,
-                f"{instance.role}: participant {instance.id} gone (silent for {silence:g} s)",
-                {"id": instance.id},
+    def _expired(self, instances: Sequence[Instance], silence: float) -> None:
+        self._gone(instances, f"silent for {silence:g} s")
+
+    def _child_exited(self, role: str, since: float) -> None:
+        """A process we started has ended: what it announced is gone now, not after a silence
+        (counts never include a child we saw exit)."""
+        self._gone(self.registry.exited(role, since), "its process exited")
+
+    def _gone(self, instances: Sequence[Instance], why: str) -> None:
+        """Report each, then re-plan: an edge wired for a gone instance follows the role's
+        live instances, and the registry forgets what no wiring needs."""
+        for instance in instances:
+            self._emit(
+                Event(
+                    EventKind.PARTICIPANT_GONE,
+                    instance.role,
+                    f"{instance.role}: participant {instance.id} gone ({why})",
+                    {"id": instance.id},
+                )
             )
-        )
+        if instances:
+            self._spawn(self._replan())
+
+    async def _replan(self) -> None:
+        async with self._lock:
+            self._forget()
+            await self._rewire()
         self.state.save(force=True)
+
+    def _forget(self) -> None:
+        forgotten = self.registry.forget(self.nodes.__contains__)
+        if self.library is None or not forgotten:
+            return
+        remaining = {i.component for i in self.registry.instances.values()}
+        for component in {i.component for i in forgotten} - remaining:
+            self.library.forget_discovered(component)
 
     # -- discovery ----------------------------------------------------------------------
 
@@ -229,6 +271,9 @@ class Coordinator:
                 self._owe_initials(instance.role)
             if change is Change.ADDED:
                 await self.binder.attach_new_instance(instance)
+            said = winner_event(self.registry, instance.role)
+            if said is not None:
+                self._emit(said)
             await self._rewire()
 
     async def request_discovery(self) -> bool:
@@ -258,12 +303,15 @@ class Coordinator:
             }
             self.edges = list(spec.edges)
             self.initials.packets = list(spec.initials)
+            if self.ledger is not None:
+                self.ledger.started(self.nodes)
             for name in spec.participant_roles():
                 self._start_node(self.nodes[name])
             self.initials.forget_owed()
             for role in {i.tgt.process for i in self.initials.packets}:
                 if self.discovered(role):
                     self._owe_initials(role)
+            self._forget()
             await self._rewire()
         self._emit(Event(EventKind.GRAPH_CHANGED, message="graph loaded"))
 
@@ -325,7 +373,7 @@ class Coordinator:
             try:
                 find_queue(definition, direction, ref.port)
             except WiringError as exc:
-                raise CoordinatorError(str(exc)) from None
+                raise CoordinatorError(str(exc)) from exc
 
     async def add_edge(self, src: Endpoint, tgt: Endpoint) -> Planned:
         """Connect two ports; returns the edge's wiring (pending until both are discovered)."""
@@ -386,9 +434,20 @@ class Coordinator:
         """Re-plan from the graph and what is known, apply the difference, then follow taps
         and pay the IIPs whose downstream is now wired."""
         await self.applied.apply(plan(self.graph, self._resolver()), self.nodes.__contains__)
+        if self.ledger is not None:
+            await self.ledger.clean(self.wiring, self.binder, self.nodes.__contains__)
         await self.observers.apply_taps()
         await self.initials.pay()
         await self.applied.notify()
+
+    def _awaited(self, role: str) -> bool:
+        """Whether a node that has not announced itself is expected to (see :class:`Initials`)."""
+        node = self.nodes.get(role)
+        if node is None or node.component in VIRTUAL_COMPONENTS:
+            return False
+        if self.library is None or role in self.options.ignore or role in self.children:
+            return True
+        return self.library.find(node.component) is not None
 
     async def settled(self, timeout: float) -> bool:
         """Wait until no edge waits for a participant; ``False`` if some still do after
@@ -409,7 +468,7 @@ class Coordinator:
             queue = find_queue(definition, Direction.IN, tgt.port)
             await self.broker.send_to(QueueKind.IN, queue, data)
         except (WiringError, TransportError) as exc:
-            raise CoordinatorError(f"cannot send to {tgt}: {exc}") from None
+            raise CoordinatorError(f"cannot send to {tgt}: {exc}") from exc
 
     # -- observing -------------------------------------------------------------------------
 

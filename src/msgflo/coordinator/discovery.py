@@ -16,9 +16,15 @@ from msgflo.control import (
     discovery_request,
     hello_sender,
 )
-from msgflo.coordinator.events import Events
+from msgflo.coordinator.events import Event, EventKind, Events
 from msgflo.coordinator.registry import normalize_discovery, sender_of
 from msgflo.transport import Broker, Message, QueueKind, TransportError
+
+WARN_INTERVAL = 60.0
+"""A sender of malformed discovery messages is warned about at most once this often."""
+MAX_WARNINGS = 20
+"""Malformed messages warned about per :data:`WARN_INTERVAL` from all senders together: a
+flood of forged senders costs this many lines, then one that says the rest are dropped."""
 
 MIN_REQUEST_INTERVAL = 1.0
 """Requests closer together than this are dropped: every FBP client that lists components
@@ -41,6 +47,7 @@ class Discovery:
         self.can_answer = can_answer
         """Participants that said ``hello``; shared with the binder, which asks only them."""
         self._last_request = float("-inf")
+        self._warned: dict[str, float] = {}
 
     async def start(self) -> None:
         if self.broker.supports_attach:
@@ -72,9 +79,24 @@ class Discovery:
     async def _on_discovery(self, message: Message) -> None:
         definition, why = normalize_discovery(message.data)
         if definition is None:
-            sender = sender_of(message.data)
-            self.events.warn_once(
-                f"malformed {sender} {why}", f"ignoring discovery from {sender}: {why}"
-            )
+            self._warn(sender_of(message.data), why)
             return
         await self._observe(definition)
+
+    def _warn(self, sender: str, why: str) -> None:
+        """One line per sender and reason per :data:`WARN_INTERVAL`, within
+        :data:`MAX_WARNINGS`; what is remembered for this expires with the interval."""
+        now = time.monotonic()
+        self._warned = {k: t for k, t in self._warned.items() if now - t < WARN_INTERVAL}
+        key = f"{sender}\0{why}"
+        if key in self._warned or len(self._warned) > MAX_WARNINGS:
+            return
+        self._warned[key] = now
+        if len(self._warned) > MAX_WARNINGS:
+            text = (
+                f"more than {MAX_WARNINGS} malformed discovery messages in "
+                f"{WARN_INTERVAL:g} s; not warning about more for now"
+            )
+        else:
+            text = f"ignoring discovery from {sender}: {why}"
+        self.events.emit(Event(EventKind.WARNING, message=text))

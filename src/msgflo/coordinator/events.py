@@ -13,10 +13,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from msgflo.errors import NetworkError
+
 log = logging.getLogger(__name__)
 
 
-class CoordinatorError(Exception):
+class CoordinatorError(NetworkError):
     """A graph operation that cannot be done; the message names the node, port or edge."""
 
 
@@ -34,6 +36,7 @@ class EventKind(enum.StrEnum):
     OUTPUT = "output"
     DATA = "data"
     GRAPH_CHANGED = "graph-changed"
+    AUTOSCALE = "autoscale"
     INFO = "info"
     WARNING = "warning"
     ERROR = "error"

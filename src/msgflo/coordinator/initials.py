@@ -3,7 +3,8 @@
 A role is owed its IIPs once per instance that announces itself.  They are held until
 everything downstream of the role is wired, since what the participant sends in reply would
 otherwise go to an unbound exchange and be lost; the coordinator sends them anyway after its
-``wait_timeout``.
+``wait_timeout``.  A node whose component the library does not know (a typo, most often) and
+that has not announced itself is not waited for.
 """
 
 from __future__ import annotations
@@ -26,9 +27,14 @@ class Initials:
         registry: Registry,
         events: Events,
         wiring: Callable[[], Mapping[str, Planned]],
+        awaited: Callable[[str], bool] = lambda role: True,
     ) -> None:
         self.broker = broker
         self._wiring = wiring
+        self._awaited = awaited
+        """Whether a role that has not announced itself is worth holding IIPs for: not one
+        whose component the library does not know (a typo would hold them for the whole
+        ``wait_timeout``)."""
         self.registry = registry
         self.events = events
         self.packets: list[InitialPacket] = []
@@ -66,12 +72,15 @@ class Initials:
         """Send what is owed to every role whose downstream is wired (and to ``force``)."""
         wiring = self._wiring()
         for role, count in list(self._owed.items()):
-            if role != force and not downstream_wired(role, wiring):
+            if role != force and not downstream_wired(role, wiring, self._waits_for):
                 continue
             del self._owed[role]
             for _ in range(count):
                 for initial in self.to(role):
                     await self.send(initial)
+
+    def _waits_for(self, role: str) -> bool:
+        return not self.registry.count(role) and self._awaited(role)
 
     async def send(self, initial: InitialPacket) -> None:
         role, port = initial.tgt.process, initial.tgt.port
@@ -96,15 +105,20 @@ class Initials:
         )
 
 
-def downstream_wired(role: str, wiring: Mapping[str, Planned]) -> bool:
-    """Whether no edge reachable from ``role`` still waits for a participant."""
+def downstream_wired(
+    role: str, wiring: Mapping[str, Planned], waits_for: Callable[[str], bool]
+) -> bool:
+    """Whether no edge reachable from ``role`` still waits for a participant that
+    ``waits_for(role)`` says is coming."""
     seen, todo = {role}, [role]
     while todo:
         current = todo.pop()
         for planned in wiring.values():
             if not any(e.src.process == current for e in planned.edges):
                 continue
-            if planned.status is Status.PENDING:
+            if planned.status is Status.PENDING and any(
+                waits_for(p) for e in planned.edges for p in (e.src.process, e.tgt.process)
+            ):
                 return False
             for edge in planned.edges:
                 if edge.tgt.process not in seen:

@@ -16,7 +16,7 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,8 +59,16 @@ class Child:
         options: SupervisorOptions,
         emit: Listener,
         gate: asyncio.Semaphore,
+        index: int = 1,
+        exited: Callable[[str, float], None] = lambda role, since: None,
     ) -> None:
         self.role = role
+        self.index = index
+        self.label = role if index == 1 else f"{role}[{index}]"
+        """How messages name this instance: the role, with its number from the second on."""
+        self.exited = exited
+        """Told ``(role, started)`` (wall time) each time the command ends, before any
+        restart: what that process announced is gone at once."""
         self.argv = list(argv)
         self.options = options
         self.emit = emit
@@ -80,13 +88,14 @@ class Child:
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(
-            self._supervise(), name=f"child {self.role}"
+            self._supervise(), name=f"child {self.label}"
         )
 
     async def _supervise(self) -> None:
         while not self._stopping:
-            started = time.monotonic()
+            started, since = time.monotonic(), time.time()
             code = await self._run_once()
+            self.exited(self.role, since)
             if self._stopping:
                 return
             ran = time.monotonic() - started
@@ -99,7 +108,7 @@ class Child:
                     Event(
                         EventKind.ERROR,
                         self.role,
-                        f"{self.role}: giving up on `{self.command}` after {self.failures - 1} restarts: {code}{said}",
+                        f"{self.label}: giving up on `{self.command}` after {self.failures - 1} restarts: {code}{said}",
                         {"command": self.argv},
                     )
                 )
@@ -111,7 +120,7 @@ class Child:
                 Event(
                     EventKind.PROCESS_EXITED,
                     self.role,
-                    f"{self.role}: `{self.command}` {code}; restarting in {delay:g} s{said}",
+                    f"{self.label}: `{self.command}` {code}; restarting in {delay:g} s{said}",
                     {"command": self.argv, "delay": delay},
                 )
             )
@@ -148,8 +157,8 @@ class Child:
                 Event(
                     EventKind.PROCESS_STARTED,
                     self.role,
-                    f"{self.role}: started pid {process.pid}: {self.command}",
-                    {"pid": process.pid, "command": self.argv},
+                    f"{self.label}: started pid {process.pid}: {self.command}",
+                    {"pid": process.pid, "command": self.argv, "instance": self.index},
                 )
             )
             assert process.stdout is not None and process.stderr is not None
@@ -170,7 +179,7 @@ class Child:
                     Event(
                         EventKind.WARNING,
                         self.role,
-                        f"{self.role}: no ready line from `{self.command}` after {self.options.ready_timeout:g} s; still waiting",
+                        f"{self.label}: no ready line from `{self.command}` after {self.options.ready_timeout:g} s; still waiting",
                     )
                 )
         code = await exited
@@ -187,8 +196,10 @@ class Child:
                 continue
             if name == "stdout" and not self.ready.is_set():
                 self.ready.set()
-                self.emit(Event(EventKind.PROCESS_READY, self.role, f"{self.role}: ready: {text}"))
-            self.emit(Event(EventKind.OUTPUT, self.role, text, {"stream": name}))
+                self.emit(Event(EventKind.PROCESS_READY, self.role, f"{self.label}: ready: {text}"))
+            self.emit(
+                Event(EventKind.OUTPUT, self.role, text, {"stream": name, "label": self.label})
+            )
 
     async def stop(self) -> None:
         """SIGTERM to the child's process group, SIGKILL after the grace period."""
@@ -204,7 +215,7 @@ class Child:
                     Event(
                         EventKind.WARNING,
                         self.role,
-                        f"{self.role}: pid {process.pid} still running {self.options.stop_grace:g} s after SIGTERM; killed",
+                        f"{self.label}: pid {process.pid} still running {self.options.stop_grace:g} s after SIGTERM; killed",
                     )
                 )
             self._signal(process.pid, signal.SIGKILL)  # stragglers the child left in its group
@@ -224,8 +235,77 @@ class Child:
             os.killpg(pgid, sig)
 
 
+class Instances:
+    """The processes of one role: ``count`` copies of one command, consuming the same inqueue
+    (competing consumers), each with its own restart policy.
+
+    A copy that was given up still counts: the scaler must not replace a crashing copy with a
+    fresh one that crashes the same way, so it scales on slots, not on live processes.
+    Scaling down stops the copies that do least first: given up, then not ready, then newest.
+    """
+
+    def __init__(
+        self,
+        role: str,
+        argv: Sequence[str],
+        options: SupervisorOptions,
+        emit: Listener,
+        gate: asyncio.Semaphore,
+        exited: Callable[[str, float], None] = lambda role, since: None,
+    ) -> None:
+        self.role = role
+        self.argv = list(argv)
+        self.options = options
+        self.emit = emit
+        self.gate = gate
+        self.exited = exited
+        self.children: list[Child] = []
+        self._started: list[Child] = []
+        self._retiring: set[asyncio.Task[None]] = set()
+
+    @property
+    def count(self) -> int:
+        return len(self.children)
+
+    @property
+    def failed(self) -> bool:
+        """Every copy was given up (a role with none running)."""
+        return bool(self.children) and all(child.failed for child in self.children)
+
+    @property
+    def pids(self) -> list[int]:
+        """Every process started for the role, stopped ones included (in start order)."""
+        return [pid for child in self._started for pid in child.pids]
+
+    def scale(self, count: int) -> None:
+        """Start or stop copies until ``count`` run; stopping happens in the background."""
+        while len(self.children) < count:
+            used = {child.index for child in self.children}
+            index = next(n for n in range(1, len(used) + 2) if n not in used)
+            child = Child(
+                self.role, self.argv, self.options, self.emit, self.gate, index, self.exited
+            )
+            self.children.append(child)
+            self._started.append(child)
+            child.start()
+        surplus = len(self.children) - count
+        if surplus <= 0:
+            return
+        order = sorted(self.children, key=lambda c: (not c.failed, c.ready.is_set(), -c.index))
+        for child in order[:surplus]:
+            self.children.remove(child)
+            task = asyncio.get_running_loop().create_task(child.stop())
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+
+    async def stop(self) -> None:
+        children, self.children = self.children, []
+        await asyncio.gather(*(child.stop() for child in children), *self._retiring)
+
+
 class Supervisor:
-    """The children of one coordinator, by role: at most one command per role."""
+    """The processes of one coordinator, by role: one command per role, run ``instances``
+    times (one unless told otherwise)."""
 
     def __init__(
         self,
@@ -235,14 +315,19 @@ class Supervisor:
         *,
         ignore: Sequence[str] = (),
         shell: str | None = None,
+        exited: Callable[[str, float], None] = lambda role, since: None,
+        instances: Mapping[str, int] | None = None,
     ) -> None:
         self.library = library
+        self.exited = exited
         self.ignore = ignore
         self.shell = shell
         """Run each command as ``SHELL -c COMMAND`` (``msgflo-setup --shell``)."""
+        self.instances = dict(instances or {})
+        """How many copies of a role to start with (``--autoscale``: its ``min``, at least 1)."""
         self.options = options
         self.events = events
-        self.children: dict[str, Child] = {}
+        self.children: dict[str, Instances] = {}
         self._gate = asyncio.Semaphore(options.concurrency)
         self._retiring: set[asyncio.Task[None]] = set()
 
@@ -284,23 +369,33 @@ class Supervisor:
         except LibraryError as exc:
             self.events.warn_once(f"command {role}", f"{role}: {exc}", EventKind.ERROR, role)
             return
-        child = Child(role, argv, self.options, self.events.emit, self._gate)
-        self.children[role] = child
-        child.start()
+        group = Instances(role, argv, self.options, self.events.emit, self._gate, self.exited)
+        self.children[role] = group
+        group.scale(self.instances.get(role, 1))
+
+    def count(self, role: str) -> int | None:
+        """Copies of ``role`` kept running, or ``None`` for a role this supervisor does not run."""
+        group = self.children.get(role)
+        return None if group is None else group.count
+
+    def scale(self, role: str, count: int) -> None:
+        group = self.children.get(role)
+        if group is not None:
+            group.scale(count)
 
     def retire(self, role: str) -> None:
-        """Stop a child in the background; :meth:`stop` still waits for it, so a coordinator
-        stopped meanwhile leaves no orphan."""
-        child = self.children.pop(role, None)
-        if child is None:
+        """Stop a role's processes in the background; :meth:`stop` still waits for them, so a
+        coordinator stopped meanwhile leaves no orphan."""
+        group = self.children.pop(role, None)
+        if group is None:
             return
-        task = asyncio.get_running_loop().create_task(child.stop())
+        task = asyncio.get_running_loop().create_task(group.stop())
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
 
     async def stop(self) -> None:
         await asyncio.gather(*self._retiring, return_exceptions=True)
-        await asyncio.gather(*(child.stop() for child in self.children.values()))
+        await asyncio.gather(*(group.stop() for group in self.children.values()))
 
     def pids(self) -> dict[str, list[int]]:
-        return {role: list(child.pids) for role, child in self.children.items()}
+        return {role: group.pids for role, group in self.children.items()}

@@ -225,7 +225,7 @@ def parse_config(text: str, source: str = "autoscale config") -> dict[str, RoleS
         mark = getattr(exc, "problem_mark", None)
         at = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or exc
-        raise AutoscaleError(f"{source}{at}: not valid YAML: {problem}") from None
+        raise AutoscaleError(f"{source}{at}: not valid YAML: {problem}") from exc
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
@@ -246,9 +246,9 @@ def load_config(path: Path) -> dict[str, RoleScaling]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise AutoscaleError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise AutoscaleError(f"{path}: not a UTF-8 text file") from None
+        raise AutoscaleError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise AutoscaleError(f"{path}: not a UTF-8 text file") from exc
     return parse_config(text, str(path))
 
 

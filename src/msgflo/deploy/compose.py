@@ -90,9 +90,9 @@ def _load(text: str, source: str) -> tuple[CommentedMap, YAML]:
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         at = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
-        raise DeployError(f"{source}{at}: not valid YAML: {exc.problem or exc.context}") from None
+        raise DeployError(f"{source}{at}: not valid YAML: {exc.problem or exc.context}") from exc
     except YAMLError as exc:
-        raise DeployError(f"{source}: not valid YAML: {exc}") from None
+        raise DeployError(f"{source}: not valid YAML: {exc}") from exc
     if not isinstance(data, CommentedMap):
         raise DeployError(f"{source}: a compose file must be a mapping with 'services'")
     return data, yaml
@@ -198,7 +198,7 @@ def apply(path: Path, network: Network, options: ComposeOptions) -> bool:
     except FileNotFoundError:
         text = None
     except (OSError, UnicodeDecodeError) as exc:
-        raise DeployError(f"{path}: cannot read: {exc}") from None
+        raise DeployError(f"{path}: cannot read: {exc}") from exc
     updated = update(text, network, options, str(path))
     if updated == text:
         return False

@@ -46,7 +46,7 @@ def _config_files(network: Network) -> dict[str, str]:
         try:
             files[path.name] = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise DeployError(f"{path}: cannot read: {exc}") from None
+            raise DeployError(f"{path}: cannot read: {exc}") from exc
     return files
 
 

@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from msgflo.errors import ConfigError
 from msgflo.graph import Graph, GraphError, load_graph
 from msgflo.library import Library, LibraryError
 from msgflo.participant import queue_name
 from msgflo.wiring import VIRTUAL_COMPONENTS
 
 
-class DeployError(Exception):
+class DeployError(ConfigError):
     """Input a generator cannot honour, told in one line that names the file, role or field."""
 
 
@@ -88,7 +89,7 @@ def resolve_roles(graph: Graph, library: Library, ignore: Iterable[str] = ()) ->
         try:
             command = library.command_line(node.component, node.name, iips_for(graph, node.name))
         except LibraryError as exc:
-            raise DeployError(str(exc)) from None
+            raise DeployError(str(exc)) from exc
         roles.append(
             Role(
                 name=node.name,
@@ -121,13 +122,13 @@ def load_network(
     try:
         graph = load_graph(graph_file)
     except GraphError as exc:
-        raise DeployError(str(exc)) from None
+        raise DeployError(str(exc)) from exc
     if library_file is not None and not library_file.is_file():
         raise DeployError(f"{library_file}: library file not found")
     try:
         library = Library.load(library_file, list(componentdirs) or None, root=root)
     except LibraryError as exc:
-        raise DeployError(str(exc)) from None
+        raise DeployError(str(exc)) from exc
     return Network(
         name=name or network_name(graph, graph_file),
         graph_file=graph_file,

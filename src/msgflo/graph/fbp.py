@@ -689,7 +689,7 @@ def parse_fbp(
     try:
         items = cast(list[Any], _parser().parse(text))
     except UnexpectedInput as exc:
-        raise source.lark_error(exc) from None
+        raise source.lark_error(exc) from exc
     graph = _Reader(source, case_sensitive).read(items)
     if validate:
         errors = [p for p in check(graph) if p.severity == "error"]

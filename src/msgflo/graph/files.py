@@ -24,9 +24,9 @@ def load_graph(
     try:
         text = path.read_bytes().decode("utf-8")  # keeps line ends as written
     except OSError as exc:
-        raise GraphError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise GraphError(f"{path}: not a UTF-8 text file") from None
+        raise GraphError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise GraphError(f"{path}: not a UTF-8 text file") from exc
     if suffix == ".fbp":
         graph = parse_fbp(
             text, file=str(path), case_sensitive=bool(case_sensitive), validate=validate
@@ -40,7 +40,7 @@ def load_graph(
     try:
         graph = Graph.from_json(raw, file=str(path))
     except GraphError as exc:
-        raise GraphError(f"{path}: {exc}") from None
+        raise GraphError(f"{path}: {exc}") from exc
     if case_sensitive is not None:
         graph.case_sensitive = case_sensitive
     if validate:
@@ -78,7 +78,7 @@ def read_json(text: str, file: str) -> Any:
         failure = None
     except json.JSONDecodeError as exc:
         where = Location(file, exc.lineno, exc.colno)
-        raise JsonFileError(where, f"invalid JSON: {exc.msg}") from None
+        raise JsonFileError(where, f"invalid JSON: {exc.msg}") from exc
     except (RecursionError, ValueError) as exc:
         raw, failure = None, exc
     problem = _limits_problem(text)

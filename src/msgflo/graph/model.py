@@ -14,11 +14,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from msgflo.errors import GraphError as GraphError
+
 JsonDict = dict[str, Any]
-
-
-class GraphError(Exception):
-    """A graph operation or a graph file that cannot be honoured, said in one line."""
 
 
 @dataclass(frozen=True)
@@ -188,8 +186,8 @@ class Graph:
     def node(self, name: str) -> Node:
         try:
             return self.nodes[name]
-        except KeyError:
-            raise GraphError(f"no node named '{name}'") from None
+        except KeyError as exc:
+            raise GraphError(f"no node named '{name}'") from exc
 
     # -- transactions ----------------------------------------------------------------------------
 
@@ -375,8 +373,8 @@ class Graph:
     def _export(self, kind: PortKind, public: str) -> ExportedPort:
         try:
             return self.exports(kind)[public]
-        except KeyError:
-            raise GraphError(f"no exported {kind} named '{public}'") from None
+        except KeyError as exc:
+            raise GraphError(f"no exported {kind} named '{public}'") from exc
 
     def remove_export(self, kind: PortKind, public: str) -> ExportedPort:
         exported = self._export(kind, public)

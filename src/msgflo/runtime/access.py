@@ -18,8 +18,10 @@ from pathlib import Path
 
 import yaml
 
+from msgflo.errors import ConfigError
 
-class AccessError(Exception):
+
+class AccessError(ConfigError):
     """A secrets file or access setting that cannot be used; names the file and entry."""
 
 
@@ -70,6 +72,7 @@ SENDS: Mapping[str, frozenset[str]] = {
     "network:getstatus": frozenset({"protocol:network", "network:control", "network:status"}),
     "network:edges": frozenset({"protocol:network", "network:data"}),
     "network:persist": frozenset({"network:persist"}),
+    "msgflo:observe": frozenset({"protocol:network", "network:data", "network:status"}),
 }
 """Which capabilities permit a request; every ``graph:*`` edit needs ``protocol:graph`` and every
 ``trace:*`` request ``protocol:trace``. ``runtime:getruntime`` needs none."""
@@ -178,9 +181,9 @@ def load_secrets(path: Path) -> dict[str, Level]:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise AccessError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise AccessError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     except yaml.YAMLError as exc:
-        raise AccessError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise AccessError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from exc
     if not isinstance(raw, Mapping) or not raw:
         raise AccessError(f"{path}: expected a mapping of secret to level (read or full)")
     secrets: dict[str, Level] = {}

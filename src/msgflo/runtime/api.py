@@ -12,11 +12,43 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from aiohttp import web
+
+from msgflo.runtime.access import Level
 from msgflo.runtime.core import Runtime
 from msgflo.transport import Address
 from msgflo.wiring import VIRTUAL_COMPONENTS
 
 SECRET_HEADER = "X-Msgflo-Secret"
+
+
+def refusal(rt: Runtime, request: web.Request, needed: Level = Level.READ) -> web.Response | None:
+    """Why ``request`` may not have what needs ``needed`` (401 without a secret, 403 with a
+    wrong or too weak one); ``None`` when it may. The secret comes as ``?secret=``, the
+    :data:`SECRET_HEADER` header or a bearer token (what Prometheus sends from
+    ``authorization``/``bearer_token``)."""
+    level = request_level(rt, request)
+    if level is None:
+        return web.json_response({"error": "invalid secret"}, status=403)
+    if level is Level.NONE:
+        return web.json_response(
+            {
+                "error": f"a secret is needed (?secret=..., the {SECRET_HEADER} header or a bearer token)"
+            },
+            status=401,
+        )
+    if needed is Level.FULL and level is not Level.FULL:
+        return web.json_response({"error": "this needs full access"}, status=403)
+    return None
+
+
+def request_level(rt: Runtime, request: web.Request) -> Level | None:
+    """The access level of ``request``'s secret; ``None`` for an unknown secret."""
+    secret = request.query.get("secret") or request.headers.get(SECRET_HEADER)
+    bearer = request.headers.get("Authorization", "")
+    if not secret and bearer.lower().startswith("bearer "):
+        secret = bearer[7:].strip()
+    return rt.options.access.level(secret)
 
 
 def port_queues(definition: Mapping[str, Any] | None, kind: str) -> dict[str, str | None]:

@@ -17,6 +17,7 @@ import orjson
 from msgflo import deadletter
 from msgflo.foreign import DeclarationError, load_declaration
 from msgflo.library import Component, Library
+from msgflo.runtime.protocol.payloads import ComponentPayload
 from msgflo.source_definition import python_definition
 
 PORT_FIELDS = ("schema", "required", "addressable", "description", "values", "default")
@@ -75,9 +76,9 @@ def definition_of(component: Component, library: Library) -> dict[str, Any]:
     return {}
 
 
-def component_payload(component: Component, library: Library) -> dict[str, Any]:
+def component_payload(component: Component, library: Library) -> ComponentPayload:
     definition = definition_of(component, library)
-    payload: dict[str, Any] = {
+    payload: ComponentPayload = {
         "name": component.name,
         "subgraph": component.path is not None and component.path.suffix in GRAPH_LANGUAGES,
         "inPorts": port_definitions(definition.get("inports")),

@@ -30,6 +30,14 @@ from msgflo.library import Library
 from msgflo.runtime.access import Access, Level, may_receive
 from msgflo.runtime.components import component_payload, definition_of, port_definitions
 from msgflo.runtime.protocol.messages import ProtocolError, build, dumps
+from msgflo.runtime.protocol.payloads import (
+    EdgePayload,
+    InitialPayload,
+    NetworkData,
+    NetworkStatus,
+    PortRefPayload,
+    RuntimePacket,
+)
 from msgflo.wiring import VIRTUAL_COMPONENTS, Status
 from msgflo.wiring import Endpoint as WirePort
 
@@ -67,6 +75,8 @@ class RuntimeOptions:
     ready_timeout: float = 10.0
     """How long ``runtime:packet`` waits for a starting network before sending anyway."""
     namespace: str | None = None
+    management_url: str | None = None
+    """RabbitMQ's management HTTP API, for queue depths and rates (docs/observing.md)."""
 
 
 TRACE_BUFFERSIZE = 10_000
@@ -93,8 +103,8 @@ def now_iso() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
 
 
-def port_json(ref: PortRef) -> dict[str, Any]:
-    out: dict[str, Any] = {"node": ref.node, "port": ref.port}
+def port_json(ref: PortRef) -> PortRefPayload:
+    out: PortRefPayload = {"node": ref.node, "port": ref.port}
     if ref.index is not None:
         out["index"] = ref.index
     return out
@@ -129,18 +139,19 @@ def graph_change(graph_id: str, event: GraphEvent) -> tuple[str, dict[str, Any]]
             return "renamenode", {"from": event.old, "to": subject.name}
         return "changenode", {"id": subject.name, "metadata": subject.metadata}
     if isinstance(subject, Edge):
-        source = port_json(subject.src)
-        return kind.replace("_", ""), {
-            "src": source,
+        edge: EdgePayload = {
+            "src": port_json(subject.src),
             "tgt": port_json(subject.tgt),
             "metadata": subject.metadata,
         }
+        return kind.replace("_", ""), dict(edge)
     if isinstance(subject, Initial):
-        return kind.replace("_", ""), {
+        initial: InitialPayload = {
             "src": {"data": subject.data},
             "tgt": port_json(subject.tgt),
             "metadata": subject.metadata,
         }
+        return kind.replace("_", ""), dict(initial)
     if isinstance(subject, ExportedPort):
         if kind.startswith("change_"):
             return None
@@ -246,7 +257,7 @@ class Runtime:
                     dumps(build("graph", command, {**payload, "graph": changed}))
             dumps(self.graphs[graph_id].to_json())
         except TypeError as exc:  # orjson.JSONEncodeError
-            raise ProtocolError(f"a value cannot be written back as JSON ({exc})") from None
+            raise ProtocolError(f"a value cannot be written back as JSON ({exc})") from exc
 
     # -- sending ----------------------------------------------------------------------
 
@@ -321,7 +332,7 @@ class Runtime:
             return False
         return True
 
-    def status(self, graph_id: str) -> dict[str, Any]:
+    def status(self, graph_id: str) -> NetworkStatus:
         started = self.is_running(graph_id)
         return {"graph": graph_id, "started": started, "running": started and self.busy()}
 
@@ -386,24 +397,23 @@ class Runtime:
         graph_id, graph = self.running, self.graphs[self.running]
         for edge in graph.edges:
             if (edge.src.node, edge.src.port) == (ref.process, ref.port):
-                await self.broadcast(
-                    "network",
-                    "data",
-                    {
-                        "id": edge_id(edge.src, edge.tgt),
-                        "graph": graph_id,
-                        "src": port_json(edge.src),
-                        "tgt": port_json(edge.tgt),
-                        "data": data,
-                    },
-                )
+                carried: NetworkData = {
+                    "id": edge_id(edge.src, edge.tgt),
+                    "graph": graph_id,
+                    "src": port_json(edge.src),
+                    "tgt": port_json(edge.tgt),
+                    "data": data,
+                }
+                await self.broadcast("network", "data", carried)
         for public, exported in graph.outports.items():
             if (exported.node, exported.port) == (ref.process, ref.port):
-                await self.broadcast(
-                    "runtime",
-                    "packet",
-                    {"port": public, "event": "data", "graph": graph_id, "payload": data},
-                )
+                packet: RuntimePacket = {
+                    "port": public,
+                    "event": "data",
+                    "graph": graph_id,
+                    "payload": data,
+                }
+                await self.broadcast("runtime", "packet", packet)
 
     async def send_ports(self, connection: Connection | None) -> None:
         graph = self.graphs.get(self.main)
@@ -466,16 +476,13 @@ class Runtime:
         kind, role = event.kind, event.role
         if kind is EventKind.IIP_SENT and in_graph:
             tgt = PortRef(role, str(event.data.get("port", "")))
-            await self.broadcast(
-                "network",
-                "data",
-                {
-                    "id": edge_id(None, tgt),
-                    "graph": graph_id,
-                    "tgt": port_json(tgt),
-                    "data": event.data.get("data"),
-                },
-            )
+            sent: NetworkData = {
+                "id": edge_id(None, tgt),
+                "graph": graph_id,
+                "tgt": port_json(tgt),
+                "data": event.data.get("data"),
+            }
+            await self.broadcast("network", "data", sent)
         elif kind is EventKind.OUTPUT and in_graph:
             await self.broadcast(
                 "network", "output", {"message": f"{role} | {event.message}", "type": "message"}

@@ -1,7 +1,8 @@
 """The runtime's HTTP and WebSocket server (aiohttp), on one port.
 
-``GET /`` is a small page saying which runtime this is and how to connect; ``GET /api`` lists
-the running network's nodes and queues as JSON (:mod:`msgflo.runtime.api`); a WebSocket upgrade
+``GET /`` is the live view of the running network (:mod:`msgflo.runtime.live`, which also
+serves its ``/api/network``, ``/api/edge`` and ``/api/send``); ``GET /api`` lists the running
+network's nodes and queues as JSON (:mod:`msgflo.runtime.api`); a WebSocket upgrade
 on any path speaks the FBP network protocol, with or without the ``noflo`` subprotocol
 (fbp-protocol-client retries without it), to any number of clients at once.
 """
@@ -9,7 +10,6 @@ on any path speaks the FBP network protocol, with or without the ``noflo`` subpr
 from __future__ import annotations
 
 import contextlib
-import html
 import logging
 import socket
 from collections.abc import AsyncIterator
@@ -18,8 +18,8 @@ from urllib.parse import quote
 
 from aiohttp import WSMsgType, web
 
-from msgflo.runtime.access import Level
-from msgflo.runtime.api import SECRET_HEADER, listing
+from msgflo.runtime import live, observe_api
+from msgflo.runtime.api import listing, refusal
 from msgflo.runtime.core import Connection, Runtime
 from msgflo.runtime.protocol.dispatch import Dispatcher
 
@@ -56,6 +56,8 @@ def make_app(rt: Runtime, ide: str = "https://app.flowhub.io") -> web.Applicatio
     app[DISPATCHER_KEY] = Dispatcher(rt)
     app[INFO_KEY] = {"ide": ide}
     app.router.add_get("/api", _api)
+    observe_api.install(app, rt)
+    live.install(app, rt)
     app.router.add_get("/{tail:.*}", _entry)
     return app
 
@@ -71,38 +73,13 @@ async def _api(request: web.Request) -> web.StreamResponse:
     if request.headers.get("Upgrade", "").lower() == "websocket":
         return await _websocket(request)
     rt = request.app[RUNTIME_KEY]
-    secret = request.query.get("secret") or request.headers.get(SECRET_HEADER)
-    level = rt.options.access.level(secret)
-    if level is None:
-        return web.json_response({"error": "invalid secret"}, status=403)
-    if level is Level.NONE:
-        return web.json_response(
-            {"error": f"a secret is needed (?secret=... or the {SECRET_HEADER} header)"},
-            status=401,
-        )
-    return web.json_response(listing(rt))
+    return refusal(rt, request) or web.json_response(listing(rt))
 
 
 def _page(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME_KEY]
     address = f"ws://{request.host}"
-    link = live_url(request.app[INFO_KEY]["ide"], address, rt.options.id)
-    body = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>msgflo runtime {html.escape(rt.options.label)}</title></head>
-<body>
-<h1>msgflo runtime</h1>
-<p>This is an FBP network protocol runtime of type <code>msgflo</code>
-(label <code>{html.escape(rt.options.label)}</code>).</p>
-<ul>
-<li>WebSocket: <code id="address">{html.escape(address)}</code> (subprotocol <code>noflo</code> optional)</li>
-<li>Runtime id: <code id="runtime-id">{html.escape(rt.options.id)}</code></li>
-<li>Main graph: <code>{html.escape(rt.main)}</code></li>
-</ul>
-<p><a id="flowhub_url" href="{html.escape(link)}">Open in Flowhub</a>, or point any FBP client
-(fbp-spec, fbp-protocol's fbp-test) at the WebSocket address above.</p>
-</body></html>
-"""
-    return web.Response(text=body, content_type="text/html")
+    return live.page(rt, address, live_url(request.app[INFO_KEY]["ide"], address, rt.options.id))
 
 
 async def _websocket(request: web.Request) -> web.StreamResponse:

@@ -77,7 +77,7 @@ class ParticipantProbe:
         except TimeoutError:
             raise AssertionError(
                 f"nothing arrived on {self.participant.role}.{port} within {timeout:g} s"
-            ) from None
+            ) from None  # a test failure: pytest shows the message, a chained TimeoutError is noise
 
     async def receive(self, port: str, timeout: float = 5.0) -> Any:
         """The data of the next message on ``port``; fails the test after ``timeout`` seconds."""
@@ -94,7 +94,7 @@ class ParticipantProbe:
         except TimeoutError:
             raise AssertionError(
                 f"no dead letter from {self.participant.role}.{port} within {timeout:g} s"
-            ) from None
+            ) from None  # a test failure: pytest shows the message, a chained TimeoutError is noise
 
     def pending(self, port: str) -> int:
         """How many messages arrived on ``port`` and were not received yet."""

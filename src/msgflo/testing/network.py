@@ -78,6 +78,7 @@ class NetworkProbe:
         try:
             return await asyncio.wait_for(self._outputs[(node, name)].get(), timeout)
         except TimeoutError:
+            # a test failure: pytest shows the message, a chained TimeoutError is noise
             raise AssertionError(f"nothing arrived on {port} within {timeout:g} s") from None
 
 

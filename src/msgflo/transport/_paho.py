@@ -240,19 +240,19 @@ class FastLink:
     def connected(self) -> bool:
         return self._paho.is_connected()
 
-    def publish(self, topic: str, body: bytes, qos: int) -> _Sent | None:
+    def publish(self, topic: str, body: bytes, qos: int, *, retain: bool = False) -> _Sent | None:
         """Queue a publish in order; None when the connection is not up."""
         client = self._paho
         if not client.is_connected():
             return None
-        if qos == 0 and self._fast:
+        if qos == 0 and self._fast and not retain:
             self._pending.append((topic, body))
             if not self._write_scheduled:
                 self._write_scheduled = True
                 asyncio.get_running_loop().call_soon(self.write_pending)
             return self._batch_sent
         self.write_pending()  # keeps the order of everything sent
-        info = client.publish(topic, body, qos)
+        info = client.publish(topic, body, qos, retain)
         return _Sent(info) if info.rc == paho.MQTT_ERR_SUCCESS else None
 
     def write_pending(self) -> None:

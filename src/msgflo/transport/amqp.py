@@ -69,6 +69,7 @@ from pamqp import commands as spec
 
 from msgflo.transport import _aiormq
 from msgflo.transport._adapter import FastPath
+from msgflo.transport.amqp_management import bindings_from_links, read_links
 from msgflo.transport.base import (
     DISCOVERY_QUEUE,
     Address,
@@ -79,6 +80,7 @@ from msgflo.transport.base import (
     DataHandler,
     Message,
     MessageHandler,
+    QueueDepth,
     QueueKind,
     TransportError,
     decode,
@@ -106,7 +108,9 @@ DISCOVERY_TTL = 60.0
 """Seconds an announcement of ours may wait in a queue (the default discovery period): a
 participant announces again well within it, so an older one is stale."""
 
-_OWN_OPTIONS = frozenset({"prefetch", "persistent", "fastpath", "fbp_queue"}) | TLS_OPTIONS
+_OWN_OPTIONS = (
+    frozenset({"prefetch", "persistent", "fastpath", "fbp_queue", "management"}) | TLS_OPTIONS
+)
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _REFUSED = (
     aiormq.exceptions.ChannelAccessRefused,
@@ -425,6 +429,7 @@ def _bind_exchange(destination: str, source: str) -> _Op:
 
 class AmqpClient(Client):
     scheme = "amqp"
+    counts_queues = True
 
     def __init__(self, address: Address, *, connect_timeout: float = 30.0) -> None:
         super().__init__(address, connect_timeout=connect_timeout)
@@ -456,6 +461,8 @@ class AmqpClient(Client):
         # Acks and nacks wait here until the publishes made before them are confirmed.
         self._settle_queue: deque[_Settle] = deque()
         self._turn_end_scheduled = False
+        # A channel of its own for passive declares (a 404 closes it, and only it).
+        self._probe: tuple[_Session, AbstractChannel] | None = None
 
     # -- connection lifecycle -------------------------------------------------------------------
 
@@ -616,7 +623,7 @@ class AmqpClient(Client):
                     self._topology.pop(key, None)
                 raise TransportError(
                     f"{what} refused by {self.address.redacted()}: {_refusal(error)}"
-                ) from None
+                ) from error
 
     def _forget(self, predicate: Callable[[_Key], bool]) -> None:
         for key in [k for k in self._topology if predicate(k)]:
@@ -710,13 +717,13 @@ class AmqpClient(Client):
         exchange, routing_key = (name, "") if kind is QueueKind.OUT else ("", name)
         try:
             await self._publish_apart(exchange, routing_key, body, mandatory=True)
-        except aiormq.exceptions.PublishError:
+        except aiormq.exceptions.PublishError as exc:
             if kind is QueueKind.OUT:
                 raise TransportError(
                     f"no queue is bound to exchange {name!r} on {self.address.redacted()}: "
                     "the message was dropped"
-                ) from None
-            raise TransportError(await self._missing(name, "queue")) from None
+                ) from exc
+            raise TransportError(await self._missing(name, "queue")) from exc
 
     async def _publish_apart(
         self,
@@ -761,40 +768,48 @@ class AmqpClient(Client):
                     continue  # the connection dropped: publish again on the next one
                 raise TransportError(
                     f"publish to {target} refused by {self.address.redacted()}: {_refusal(exc)}"
-                ) from None
+                ) from exc
             if isinstance(confirm, spec.Basic.Nack):
                 raise TransportError(
                     f"publish to {target} on {self.address.redacted()} failed: refused by the broker"
                 )
             return
 
-    async def _exists(self, name: str, what: str) -> bool:
-        """A passive declare of queue or exchange ``name``, on a channel it may close (404)."""
+    async def _passive(
+        self, name: str, what: str
+    ) -> spec.Queue.DeclareOk | spec.Exchange.DeclareOk | None:
+        """A passive declare of queue or exchange ``name``, on a channel it may close (404):
+        the broker's answer, or ``None`` when there is no such thing."""
         session = await self._wait_session()
         channel = await session.amqp.channel(publisher_confirms=False)
         try:
             if what == "queue":
-                await channel.queue_declare(name, passive=True)
-            else:
-                await channel.exchange_declare(name, passive=True)
+                return await channel.queue_declare(name, passive=True)
+            return await channel.exchange_declare(name, passive=True)
         except aiormq.exceptions.ChannelNotFoundEntity:
-            return False
+            return None
         finally:
             if not channel.is_closed:
                 await channel.close()
-        return True
 
-    async def queue_depth(self, name: str) -> int | None:
-        session = await self._wait_session()
-        channel = await session.amqp.channel(publisher_confirms=False)
+    async def _exists(self, name: str, what: str) -> bool:
+        return await self._passive(name, what) is not None
+
+    async def queue_depth(self, name: str) -> QueueDepth | None:
+        """A passive declare: RabbitMQ answers with the ready messages and consumers of the
+        queue, no management plugin needed."""
+        session = self._session
+        if not self._running or session is None or not session.alive:
+            return None
         try:
-            ok = await channel.queue_declare(name, passive=True)
-        except aiormq.exceptions.ChannelNotFoundEntity:
-            raise TransportError(await self._missing(name, "queue")) from None
-        finally:
-            if not channel.is_closed:
-                await channel.close()
-        return int(ok.message_count or 0)
+            if self._probe is None or self._probe[0] is not session or self._probe[1].is_closed:
+                self._probe = (session, await session.amqp.channel(publisher_confirms=False))
+            ok = await self._probe[1].queue_declare(name, passive=True)
+        except (aiormq.exceptions.AMQPError, ConnectionError, TimeoutError) as exc:
+            log.debug("no depth for queue %r: %s", name, _cause(exc))
+            self._probe = None
+            return None
+        return QueueDepth(int(ok.message_count or 0), int(ok.consumer_count or 0))
 
     async def _missing(self, name: str, *kinds: str) -> str:
         """``queue 'x.in' does not exist on ...; did you mean 'x.IN'?`` (names are case-sensitive)."""
@@ -805,6 +820,11 @@ class AmqpClient(Client):
                 if await self._exists(variant, kind):
                     return f"{message}; did you mean {variant!r}? (names are case-sensitive)"
         return message
+
+    async def check_queue(self, name: str) -> None:
+        """An inport is a queue and an exchange, an outport an exchange: either will do."""
+        if not await self._exists(name, "exchange") and not await self._exists(name, "queue"):
+            raise TransportError(await self._missing(name, "queue", "exchange"))
 
     async def tap(self, name: str, handler: MessageHandler) -> str:
         """The queue ``name`` if there is one (taking its messages, as the original's dump does);
@@ -1171,6 +1191,8 @@ class AmqpClient(Client):
 class AmqpBroker(AmqpClient, Broker):
     """Bindings are real RabbitMQ bindings, laid out as msgflo-nodejs' MessageBroker does."""
 
+    bindings_outlive_clients = True
+
     def __init__(self, address: Address, *, connect_timeout: float = 30.0) -> None:
         super().__init__(address, connect_timeout=connect_timeout)
         self._bindings: dict[Binding, None] = {}
@@ -1219,6 +1241,10 @@ class AmqpBroker(AmqpClient, Broker):
 
     async def list_bindings(self) -> list[Binding]:
         return list(self._bindings)
+
+    async def broker_bindings(self) -> list[Binding]:
+        """Read through the management HTTP API (:mod:`msgflo.transport.amqp_management`)."""
+        return bindings_from_links(await read_links(self.address))
 
     async def subscribe_data(self, binding: Binding, handler: DataHandler) -> None:
         if self._data_queue not in self._consumers:

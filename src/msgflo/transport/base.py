@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from msgflo.errors import ConnectError
 from msgflo.transport.reason import unwrap
 
 DISCOVERY_QUEUE = "fbp"
 """Queue (AMQP) or topic (MQTT) that carries discovery messages, as in every msgflo library."""
 
 
-class TransportError(Exception):
+class TransportError(ConnectError):
     """A broker could not be reached or refused an operation; the message names URL and cause."""
 
 
@@ -128,6 +129,15 @@ class Message:
         return self.acked or self.nacked
 
 
+@dataclass(frozen=True, slots=True)
+class QueueDepth:
+    """What a broker says of one queue: messages waiting (not yet delivered) and consumers;
+    ``None`` where it cannot tell."""
+
+    messages: int
+    consumers: int | None = None
+
+
 MessageHandler = Callable[[Message], Awaitable[None]]
 DataHandler = Callable[[Binding, Any], Awaitable[None]]
 ReconnectListener = Callable[[], Awaitable[None]]
@@ -155,7 +165,7 @@ class Address:
         try:
             port = parts.port
         except ValueError as exc:
-            raise TransportError(f"broker URL {url!r}: {exc}") from None
+            raise TransportError(f"broker URL {url!r}: {exc}") from exc
         return cls(
             url=url,
             scheme=parts.scheme.lower(),
@@ -173,10 +183,10 @@ class Address:
             return default
         try:
             return int(raw)
-        except ValueError:
+        except ValueError as exc:
             raise TransportError(
                 f"broker URL {self.url!r}: option {name}={raw!r} is not a whole number"
-            ) from None
+            ) from exc
 
     def redacted(self) -> str:
         """The URL without its password, for log lines and errors."""
@@ -221,7 +231,7 @@ class Client(ABC):
         for listener in list(self._reconnect_listeners):
             await listener()
 
-    async def __aenter__(self) -> Client:
+    async def __aenter__(self) -> Self:
         await self.connect()
         return self
 
@@ -317,11 +327,6 @@ class Client(ABC):
         cannot delay a message (the participant then waits in its own process)."""
         return False
 
-    async def queue_depth(self, name: str) -> int | None:
-        """How many messages wait in queue ``name``, where the broker keeps queues and tells
-        (RabbitMQ); ``None`` elsewhere.  Raises :class:`TransportError` for a missing queue."""
-        return None
-
     supports_attach: ClassVar[bool] = False
     """Whether a consumer may subscribe to a source queue itself (MQTT, which has no
     broker-side bindings): see :mod:`msgflo.control`."""
@@ -358,12 +363,33 @@ class Client(ABC):
         await self.send_raw(kind, name, body)
         await self.flush()
 
+    def held(self, name: str) -> int | None:
+        """Deliveries of the consumed queue ``name`` waiting inside this client for their
+        handler; ``None`` where the transport does not know (a broker-side queue is the place
+        to look there: :meth:`queue_depth`)."""
+        return None
+
+    counts_queues: bool = False
+    """Whether :meth:`queue_depth` can answer on this broker at all (AMQP, memory, NATS
+    JetStream): an autoscaler on a broker that cannot count gives up instead of waiting."""
+
+    async def queue_depth(self, name: str) -> QueueDepth | None:
+        """How many messages wait in the broker's queue ``name`` (delivered but unacked ones do
+        not count); ``None`` when the broker keeps no such queue (MQTT, core NATS), does not
+        know it, or cannot be asked now.  Never raises: observing must not take anything down."""
+        return None
+
     async def tap(self, name: str, handler: MessageHandler) -> str:
         """Read what arrives at ``name`` and leave nothing behind on the broker once the client
         disconnects; returns the queue to :meth:`unsubscribe_from_queue` from."""
         await self.create_queue(QueueKind.IN, name)
         await self.subscribe_to_queue(name, handler)
         return name
+
+    async def check_queue(self, name: str) -> None:
+        """Raise :class:`TransportError` naming ``name`` where the broker can tell that nothing
+        of that name exists (AMQP: neither a queue nor an exchange).  Does nothing where it
+        cannot tell: an MQTT topic exists by being used."""
 
     async def register_participant(self, definition: dict[str, Any]) -> None:
         """Announce a participant on the discovery queue/topic, in the original's envelope."""
@@ -379,6 +405,10 @@ class Client(ABC):
 class Broker(Client):
     """What the coordinator and the setup tools need on top of a client: bindings and observing."""
 
+    bindings_outlive_clients: ClassVar[bool] = False
+    """Whether a binding stays on the broker after the client that made it is gone (RabbitMQ),
+    so that one made by an earlier run must be removed explicitly."""
+
     @abstractmethod
     async def add_binding(self, binding: Binding) -> None:
         """Route what is sent to ``binding.src`` to ``binding.tgt`` from now on (see
@@ -392,6 +422,18 @@ class Broker(Client):
     @abstractmethod
     async def list_bindings(self) -> list[Binding]:
         """The bindings this broker object made (not the broker's whole state), in order."""
+
+    async def announce_bindings(self, bindings: Sequence[Binding]) -> None:
+        """Publish the bindings this binder realises (all of them, replacing what it announced
+        before) where the broker cannot list bindings itself, so that other coordinators and
+        ``msgflo-setup --check`` see them: MQTT keeps them in a retained record.  Brokers that
+        hold real bindings (AMQP) need nothing and do nothing."""
+
+    async def broker_bindings(self) -> list[Binding]:
+        """Every binding on the broker, whoever made it (AMQP: from the management HTTP API;
+        MQTT: from every binder's :meth:`announce_bindings` record).  Raises
+        :class:`TransportError` where they cannot be read."""
+        raise TransportError(f"{self.address.redacted()}: cannot list the broker's bindings")
 
     @abstractmethod
     async def subscribe_data(self, binding: Binding, handler: DataHandler) -> None:

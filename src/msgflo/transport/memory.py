@@ -28,6 +28,7 @@ from msgflo.transport.base import (
     DataHandler,
     Message,
     MessageHandler,
+    QueueDepth,
     QueueKind,
     TransportError,
     decode,
@@ -201,6 +202,7 @@ def _hub_for(address: Address) -> _Hub:
 
 class MemoryClient(Client):
     scheme = "memory"
+    counts_queues = True
 
     def __init__(self, address: Address, *, connect_timeout: float = 30.0) -> None:
         super().__init__(address, connect_timeout=connect_timeout)
@@ -285,6 +287,19 @@ class MemoryClient(Client):
 
     async def send_discovery(self, body: bytes) -> None:
         self.hub.publish(DISCOVERY_QUEUE, body)
+
+    def held(self, name: str) -> int | None:
+        return sum(c.inbox.qsize() for c in self._consumers.get(name, ()))
+
+    async def queue_depth(self, name: str) -> QueueDepth | None:
+        """Exact: what waits for a consumer plus what consumers have not taken yet."""
+        if self._hub is None:
+            return None
+        queue = self._hub.queues.get(name)
+        if queue is None:
+            return None
+        waiting = len(queue.backlog) + sum(c.inbox.qsize() for c in queue.consumers)
+        return QueueDepth(waiting, len(queue.consumers))
 
     async def subscribe_broadcast(self, channel: str, handler: MessageHandler) -> None:
         """A private queue bound to the fanout exchange ``channel``, as on AMQP."""

@@ -37,10 +37,11 @@ import contextlib
 import logging
 import uuid
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import aiomqtt
+import orjson
 
 from msgflo.transport import _paho
 from msgflo.transport._adapter import FastPath
@@ -48,6 +49,7 @@ from msgflo.transport.base import (
     DISCOVERY_QUEUE,
     Address,
     Binding,
+    BindingType,
     Broker,
     Client,
     DataHandler,
@@ -56,6 +58,7 @@ from msgflo.transport.base import (
     QueueKind,
     TransportError,
     decode,
+    encode,
 )
 from msgflo.transport.reason import unwrap, wrap
 from msgflo.transport.reconnect import cause, connect_error, supervise
@@ -71,6 +74,8 @@ HIGH_WATER = 4 * 1024 * 1024
 LOW_WATER = 1024 * 1024
 """...and at which it reads again."""
 FLUSH_POLL = 0.005
+BINDINGS_TOPIC = "msgflo/bindings"
+"""Each binder's retained record of its bindings is ``msgflo/bindings/<its client id>``."""
 
 BodyHandler = Callable[[str, bytes], Awaitable[None]]
 
@@ -94,7 +99,9 @@ class Link(Protocol):
 
     def start(self) -> None: ...
 
-    def publish(self, topic: str, body: bytes, qos: int) -> Sent | None: ...
+    def publish(
+        self, topic: str, body: bytes, qos: int, *, retain: bool = False
+    ) -> Sent | None: ...
 
     def write_pending(self) -> None: ...
 
@@ -168,10 +175,10 @@ class PublicLink:
             if not self._gone.done():
                 self._gone.set_result(exc.__cause__ or exc)
 
-    def publish(self, topic: str, body: bytes, qos: int) -> Sent | None:
+    def publish(self, topic: str, body: bytes, qos: int, *, retain: bool = False) -> Sent | None:
         if not self.connected:
             return None
-        task = asyncio.get_running_loop().create_task(self._publish(topic, body, qos))
+        task = asyncio.get_running_loop().create_task(self._publish(topic, body, qos, retain))
         self._tasks.add(task)
         task.add_done_callback(self._forget)
         return _Task(task)
@@ -181,9 +188,9 @@ class PublicLink:
         if not task.cancelled():
             task.exception()  # retrieved: a failed publish is sent again or was QoS 0
 
-    async def _publish(self, topic: str, body: bytes, qos: int) -> None:
+    async def _publish(self, topic: str, body: bytes, qos: int, retain: bool) -> None:
         try:
-            await self.session.publish(topic, body, qos)
+            await self.session.publish(topic, body, qos, retain)
         except aiomqtt.MqttError as exc:
             log.debug("publish to %r failed: %s", topic, cause(exc))
             raise
@@ -231,6 +238,10 @@ class _Consumer:
         self._items: deque[bytes] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._task = asyncio.get_running_loop().create_task(self._run())
+
+    @property
+    def waiting(self) -> int:
+        return len(self._items)
 
     def push(self, body: bytes) -> None:
         self._items.append(body)
@@ -324,6 +335,7 @@ class MqttClient(Client):
         self._last_sent: Sent | None = None
         self._held = 0
         self._paused = False
+        self._will: aiomqtt.Will | None = None
 
     # connection -------------------------------------------------------------------------
 
@@ -335,6 +347,12 @@ class MqttClient(Client):
     def buffered(self) -> int:
         """Bytes of deliveries waiting for their handlers (bounded near :data:`HIGH_WATER`)."""
         return self._held
+
+    def held(self, name: str) -> int | None:
+        """An MQTT broker keeps no queue for us: deliveries read but not yet handled are the
+        backlog of a topic."""
+        route = self._routes.get(name)
+        return route.queue.waiting if route is not None and route.queue is not None else 0
 
     @property
     def client_id(self) -> str:
@@ -378,6 +396,7 @@ class MqttClient(Client):
             keepalive=self._keepalive,
             tls_context=self._tls,
             timeout=timeout,
+            will=self._will,
         )
 
     async def _open(self, timeout: float) -> None:
@@ -705,6 +724,16 @@ class MqttClient(Client):
         await self._send(dead, body, self._qos)
 
 
+def _binding(entry: dict[str, str]) -> Binding:
+    deadletter = entry.get("deadletter")
+    return Binding(
+        src=str(entry.get("src", "")),
+        tgt=str(entry["tgt"]),
+        type=BindingType(entry.get("type", "pubsub")),
+        deadletter=str(deadletter) if deadletter else None,
+    )
+
+
 class MqttBroker(MqttClient, Broker):
     """Bindings are forwarded by this process, as the original's Binder did.
 
@@ -715,7 +744,8 @@ class MqttBroker(MqttClient, Broker):
     when it comes back and is not forwarded again.  Round-robin bindings forward like pubsub
     bindings (MQTT has no broker-side queue to share).  A ``deadletter`` forwards the topic
     ``dead-<tgt>``, where participants publish what they fail, to the deadletter queue's topic.
-    Bindings live in this process only, as in the original.
+    Bindings live in this process only, as in the original; the coordinator publishes them
+    (:meth:`announce_bindings`) so that other processes can see them.
     """
 
     def __init__(self, address: Address, *, connect_timeout: float = 30.0) -> None:
@@ -726,6 +756,90 @@ class MqttBroker(MqttClient, Broker):
         self._participant_handlers: list[MessageHandler] = []
         self._targets: dict[str, tuple[str, ...]] = {}
         self._echoes: dict[str, Counter[bytes]] = {}
+        self._record_topic = f"{BINDINGS_TOPIC}/{self.client_id}"
+        self._record = b""
+        # A binder that dies without a word takes its record with it.
+        self._will = aiomqtt.Will(self._record_topic, b"", qos=1, retain=True)
+
+    async def _reopen(self) -> None:
+        await super()._reopen()
+        if self._record:  # the broker sent our will when the connection dropped
+            await self._keep(self._record)
+
+    async def disconnect(self) -> None:
+        if self._record and self.connected:
+            self._record = b""
+            await self._keep(b"")
+        await super().disconnect()
+
+    async def _keep(self, body: bytes) -> None:
+        """Publish the record and wait (bounded) until the broker has it."""
+        link = self._link
+        sent = link.publish(self._record_topic, body, 1, retain=True) if link else None
+        if sent is None:
+            return  # published again by _reopen
+        for _ in range(int(min(self.connect_timeout, 5.0) / FLUSH_POLL)):
+            if sent.done():
+                return
+            await asyncio.sleep(FLUSH_POLL)
+        log.info("binding record on %r not confirmed in time", self._record_topic)
+
+    async def announce_bindings(self, bindings: Sequence[Binding]) -> None:
+        """The retained record ``msgflo/bindings/<client id>``, cleared on disconnect and, by
+        the connection's last will, when this process dies."""
+        body = (
+            encode({"binder": self.client_id, "bindings": [b.to_json() for b in bindings]})
+            if bindings
+            else b""
+        )
+        if body != self._record:
+            self._record = body
+            await self._keep(body)
+
+    async def broker_bindings(self) -> list[Binding]:
+        """Every binder's record, read on a short-lived connection of its own."""
+        found: dict[Binding, None] = {}
+        for topic, body in (await self._read_records()).items():
+            try:
+                raw = orjson.loads(body)
+                found.update(dict.fromkeys(_binding(entry) for entry in raw["bindings"]))
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                raise TransportError(f"binding record {topic!r} is not valid: {exc}") from None
+        return list(found)
+
+    async def _read_records(self) -> dict[str, bytes]:
+        """Retained records come right after the subscription; a marker published after a
+        second subscription arrives once they all have."""
+        marker = f"msgflo-probe/{uuid.uuid4().hex}"
+        session = aiomqtt.Client(
+            self.address.host or "127.0.0.1",
+            self.address.port or DEFAULT_PORTS[self.address.scheme],
+            username=self.address.username,
+            password=self.address.password,
+            identifier=f"msgflo-read-{uuid.uuid4().hex[:16]}",
+            clean_session=True,
+            tls_context=self._tls,
+            timeout=self.connect_timeout,
+        )
+        records: dict[str, bytes] = {}
+        try:
+            async with asyncio.timeout(self.connect_timeout), session:
+                await session.subscribe(f"{BINDINGS_TOPIC}/+", qos=1)
+                await session.subscribe(marker, qos=1)
+                await session.publish(marker, b"", qos=1)
+                async for message in session.messages:
+                    topic = message.topic.value
+                    if topic == marker:
+                        break
+                    if isinstance(message.payload, bytes) and message.payload:
+                        records[topic] = message.payload
+                    else:
+                        records.pop(topic, None)
+        except (aiomqtt.MqttError, OSError, TimeoutError) as exc:
+            raise TransportError(
+                f"{self.address.redacted()}: cannot read the binding records: {cause(exc)}"
+            ) from None
+        return records
 
     def _session_lost(self) -> None:
         # Copies published on the lost session may never come back.

@@ -71,6 +71,7 @@ from msgflo.transport.base import (
     DataHandler,
     Message,
     MessageHandler,
+    QueueDepth,
     QueueKind,
     TransportError,
     decode,
@@ -80,6 +81,8 @@ from msgflo.transport.reason import unwrap, wrap
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 4222
+BROADCAST = ""
+"""The group key of broadcast subscriptions in ``_subs`` (queue groups are never empty)."""
 DEAD_PREFIX = "dead-"
 RECONNECT_WAIT = 0.5
 FETCH_BATCH = 256
@@ -205,6 +208,7 @@ class NatsClient(Client):
         if address.scheme not in ("nats", "tls"):
             raise TransportError(f"{address.redacted()}: not a nats:// or tls:// URL")
         self.jetstream = address.int_option("jetstream", 0) != 0
+        self.counts_queues = self.jetstream
         self._ack_wait = float(address.int_option("ack_wait", 30))
         self._max_msgs = address.int_option("max_msgs", -1)
         self._nc: Connection | None = None
@@ -382,6 +386,21 @@ class NatsClient(Client):
         self._streams[subject] = name
         return name
 
+    async def queue_depth(self, name: str) -> QueueDepth | None:
+        """On JetStream, the messages the queue's stream still holds (work-queue retention: not
+        yet acked, so deliveries in progress count too); core NATS keeps no queue."""
+        if self._js is None:
+            return None
+        try:
+            stream = await self._stream_of(name)
+            if stream is None:
+                return None
+            state = (await self._js.stream_info(stream)).state
+        except (TransportError, nats.errors.Error, TimeoutError) as exc:
+            log.debug("no depth for %r: %s", name, exc)
+            return None
+        return QueueDepth(int(state.messages), state.consumer_count)
+
     async def _stream_of(self, subject: str, *, refresh: bool = False) -> str | None:
         """The stream capturing ``subject``, or ``None`` when it travels on core NATS."""
         if self._js is None:
@@ -455,6 +474,22 @@ class NatsClient(Client):
 
     async def unsubscribe_from_queue(self, name: str) -> None:
         await self._stop((name, name))
+
+    async def subscribe_broadcast(self, channel: str, handler: MessageHandler) -> None:
+        """A core subscription without a queue group: every subscriber hears every message,
+        and nothing is kept for one that is away (a broadcast channel is never a stream)."""
+
+        async def on_message(msg: Msg) -> None:
+            try:
+                await handler(Message.from_body(channel, msg.data))
+            except Exception:
+                log.exception("handler of broadcast channel %s failed", channel)
+
+        await self._stop((channel, BROADCAST))
+        self._subs[(channel, BROADCAST)] = await self._subscribe(channel, on_message)
+
+    async def unsubscribe_broadcast(self, channel: str) -> None:
+        await self._stop((channel, BROADCAST))
 
     async def _consume(
         self, name: str, group: str, handler: MessageHandler, policy: DeliverPolicy

@@ -63,7 +63,7 @@ async def getsource(req: Request) -> None:
         try:
             code = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise ProtocolError(f"component:getsource: cannot read {found.path}: {exc}") from None
+            raise ProtocolError(f"component:getsource: cannot read {found.path}: {exc}") from exc
         language = found.language or found.path.suffix.lstrip(".")
     else:
         definition = {k: v for k, v in (found.definition or {}).items() if k not in ("id", "role")}
@@ -89,7 +89,7 @@ async def source(req: Request) -> None:
     try:
         extension = extension_for(language)
     except LibraryError as exc:
-        raise ProtocolError(f"component:source: {exc}") from None
+        raise ProtocolError(f"component:source: {exc}") from exc
     relative = rt.library.componentdirs[0] / f"{base}{extension}"
     write_atomically(rt.library.root / relative, code)
     component = rt.library.add_file(relative)

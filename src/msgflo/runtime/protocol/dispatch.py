@@ -22,7 +22,7 @@ from msgflo.graph import GraphError
 from msgflo.library import LibraryError
 from msgflo.runtime.access import may_send
 from msgflo.runtime.core import Connection, Request, Runtime
-from msgflo.runtime.protocol import component, graph, network, runtime, trace
+from msgflo.runtime.protocol import component, graph, network, observe, runtime, trace
 from msgflo.runtime.protocol.messages import ProtocolError, error
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,7 @@ MODULES: Mapping[str, ModuleType] = {
     "component": component,
     "network": network,
     "trace": trace,
+    "msgflo": observe,
 }
 
 REFUSED = (ProtocolError, GraphError, CoordinatorError, LibraryError)

@@ -15,6 +15,9 @@ from typing import Any
 
 import orjson
 
+from msgflo import errors
+from msgflo.runtime.protocol.payloads import ErrorPayload
+
 PROTOCOL_VERSION = "0.8"
 """``requestId``/``responseTo`` exist since 0.8; fbp-protocol 0.9.8's tools accept it."""
 
@@ -169,10 +172,11 @@ def build(
 def error(protocol: str, message: str, response_to: str | None = None) -> dict[str, Any]:
     """``protocol:error``; a protocol without its own error reply answers as ``runtime``."""
     target = protocol if (protocol, "error") in OUTPUTS else "runtime"
-    return build(target, "error", {"message": message}, response_to)
+    payload: ErrorPayload = {"message": message}
+    return build(target, "error", payload, response_to)
 
 
-class ProtocolError(Exception):
+class ProtocolError(errors.ProtocolError):
     """A request the runtime refuses; the message is what the client reads."""
 
 

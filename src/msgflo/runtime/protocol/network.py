@@ -8,22 +8,20 @@ from typing import Any
 from msgflo.graph import GraphError
 from msgflo.runtime.core import Request, now_iso
 from msgflo.runtime.protocol.messages import ProtocolError
+from msgflo.runtime.protocol.payloads import NetworkStatus
 
 
 async def start(req: Request) -> None:
     rt = req.runtime
     graph_id, _ = rt.graph(req.payload)
     await rt.start_network(graph_id)
-    status = rt.status(graph_id)
-    await req.broadcast(
-        "started",
-        {
-            "graph": graph_id,
-            "started": True,
-            "running": status["running"],
-            "time": now_iso(),
-        },
-    )
+    started: NetworkStatus = {
+        "graph": graph_id,
+        "started": True,
+        "running": rt.status(graph_id)["running"],
+        "time": now_iso(),
+    }
+    await req.broadcast("started", started)
 
 
 async def stop(req: Request) -> None:
@@ -33,16 +31,14 @@ async def stop(req: Request) -> None:
     if rt.is_running(graph_id):
         await rt.stop_network()
         await rt.publish_changes(req.origin)
-    await req.broadcast(
-        "stopped",
-        {
-            "graph": graph_id,
-            "started": False,
-            "running": False,
-            "time": now_iso(),
-            "uptime": uptime,
-        },
-    )
+    stopped: NetworkStatus = {
+        "graph": graph_id,
+        "started": False,
+        "running": False,
+        "time": now_iso(),
+        "uptime": uptime,
+    }
+    await req.broadcast("stopped", stopped)
 
 
 async def getstatus(req: Request) -> None:
@@ -90,7 +86,7 @@ async def persist(req: Request) -> None:
     try:
         req.runtime.save()
     except (GraphError, OSError) as exc:
-        raise ProtocolError(f"network:persist: {exc}") from None
+        raise ProtocolError(f"network:persist: {exc}") from exc
     await req.reply("persist", {})
 
 

@@ -7,6 +7,7 @@ from msgflo.graph.model import PortRef
 from msgflo.runtime.access import ALL_CAPABILITIES
 from msgflo.runtime.core import Request, wire
 from msgflo.runtime.protocol.messages import PROTOCOL_VERSION, ProtocolError
+from msgflo.runtime.protocol.payloads import RuntimePayload
 
 RUNTIME_TYPE = "msgflo"
 PACKET_EVENTS = frozenset({"connect", "begingroup", "data", "endgroup", "disconnect"})
@@ -14,7 +15,7 @@ PACKET_EVENTS = frozenset({"connect", "begingroup", "data", "endgroup", "disconn
 
 async def getruntime(req: Request) -> None:
     rt = req.runtime
-    payload = {
+    payload: RuntimePayload = {
         "type": RUNTIME_TYPE,
         "version": PROTOCOL_VERSION,
         "capabilities": sorted(req.connection.capabilities),
@@ -50,7 +51,7 @@ async def packet(req: Request) -> None:
                 wire(PortRef(exported.node, exported.port)), req.payload.get("payload")
             )
         except CoordinatorError as exc:
-            raise ProtocolError(f"runtime:packet: {exc}") from None
+            raise ProtocolError(f"runtime:packet: {exc}") from exc
     await req.reply(
         "packetsent",
         {"port": port, "event": event, "graph": graph_id, "payload": req.payload.get("payload")},

@@ -144,10 +144,10 @@ class FbpClient:
                             raise CommandFailed(f"{protocol}:{command} refused: {text}")
                         if signal.command in answers:
                             return signal.payload
-            except TimeoutError:
+            except TimeoutError as exc:
                 raise CommandFailed(
                     f"{protocol}:{command}: no answer within {self.command_timeout:g} s"
-                ) from None
+                ) from exc
 
 
 def _describe(exc: Exception | None) -> str:

@@ -216,7 +216,7 @@ def check_message(expected: Expected, received: dict[str, Any]) -> None:
                 except ExpectationFailed as exc:
                     raise ExpectationFailed(
                         str(exc), port=port, path=check.path, actual=match
-                    ) from None
+                    ) from None  # the same failure with its place added: chained, it shows twice
 
 
 @dataclass

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from msgflo.errors import SpecError
 from msgflo.graph import GraphError, parse_fbp
 from msgflo.testing.spec.client import FbpClient, Signal
 from msgflo.testing.spec.expect import Failure, verdict
@@ -41,7 +42,7 @@ class CaseResult:
 ResultHandler = Callable[[CaseResult], Awaitable[None] | None]
 
 
-class CaseError(Exception):
+class CaseError(SpecError):
     """A case that could not be judged (no output in time, an error from the network)."""
 
 
@@ -180,12 +181,12 @@ class SuiteRun:
                             received[signal.payload["port"]] = signal.payload.get("payload")
                             if len(received) == len(expected):
                                 return received
-            except TimeoutError:
+            except TimeoutError as exc:
                 missing = [p for p in expected if p not in received]
                 raise CaseError(
                     f"no data on {', '.join(missing)} within {timeout:g} s"
                     + (f" (got {', '.join(received)})" if received else "")
-                ) from None
+                ) from exc
 
     def is_output(self, signal: Signal) -> bool:
         payload = signal.payload if isinstance(signal.payload, dict) else {}

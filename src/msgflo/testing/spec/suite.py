@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from msgflo.errors import MsgfloError
+from msgflo.errors import SpecError
 
 DEFAULT_TIMEOUT_MS = 2000.0
 """fbp-spec's documented default for a suite's and a case's ``timeout``."""
@@ -23,7 +23,7 @@ DEFAULT_TIMEOUT_MS = 2000.0
 OPERATORS = ("type", "equals", "above", "below", "haveKeys", "includeKeys", "contains", "noterror")
 
 
-class SuiteError(MsgfloError):
+class SuiteError(SpecError):
     """A suite file that does not follow the fbp-spec format; the message names file and line."""
 
 
