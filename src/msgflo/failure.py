@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from msgflo import deadletter
+from msgflo.observe.figures import ParticipantFigures
 from msgflo.retry import Retries
 from msgflo.schemas import Invalid, load_port_schema
 from msgflo.transport import Client, Message, QueueKind
@@ -26,6 +27,7 @@ class FailureHandling:
     role: str
     client: Client | None
     definition: dict[str, Any]
+    figures: ParticipantFigures | None
     _handlers: dict[str, Callable[[Message], Awaitable[None]]]
     _outqueues: dict[str, str]
     _checks: dict[tuple[str, str], Callable[[Any], Invalid | None]]
@@ -115,6 +117,8 @@ class FailureHandling:
 
     async def _failed(self, port: str, msg: Message, exc: Exception) -> None:
         """A failing ``process`` costs one message, never the participant."""
+        if self.figures is not None:
+            self.figures.errors += 1  # every failed try; a dead letter also counts as a nack
         if await self._retry(port, msg, exc):
             return
         log.error("%s: process(%r) failed: %s: %s", self.role, port, type(exc).__name__, exc)

@@ -156,3 +156,18 @@ async def test_explicit_nack_reasons_modern_and_legacy(prefix: str) -> None:
         "modern.IN",
     )
     assert (legacy["reason"], legacy["error"], legacy["inport"]) == ("nack", "age 3", "in")
+
+
+async def test_figures_count_each_failed_try_and_the_dead_letter() -> None:
+    class Twice(msgflo.Participant):
+        inports = {"in": {"retry": {"attempts": 2, "backoff": 0.01}}}
+
+        async def process(self, port: str, msg: msgflo.Message) -> None:
+            raise ValueError("no")
+
+    async with msgflo.testing.participant(Twice, "twice") as p:
+        await p.send("in", 1)
+        assert await p.receive_dead("in") == 1
+        figures = p.participant.figures
+        assert figures is not None
+        assert (figures.errors, figures.nacks) == (2, 1)
