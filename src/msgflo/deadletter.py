@@ -1,9 +1,10 @@
 """Dead-letter ports and reasons, as participants, wiring and FBP clients see them.
 
 Every inport ``in`` of a participant has a synthesized outport ``dead_in`` that carries what
-``in`` fails (queue ``dead-<inqueue>``, msgflo-nodejs' dead-letter exchange).  Discovery lists
-them under their own key, ``deadletters``, which Node coordinators do not read, so their view of
-a participant's outports is unchanged.  How a reason crosses each broker is
+``in`` fails (queue ``dead-<inqueue>``, msgflo-nodejs' dead-letter exchange).  Our participants
+announce it as a field ``deadletter`` of each inport: Node coordinators read only a port's
+``id``, ``type`` and ``queue``, and the original's cross-language spec demands exactly its
+top-level keys, so neither sees a difference.  How a reason crosses each broker is
 :mod:`msgflo.transport.reason`; docs/deadletters.md is the user's side.
 """
 
@@ -21,7 +22,8 @@ from msgflo.transport.reason import bounded
 PREFIX = "dead_"
 """``dead_in`` (or ``DEAD_IN``) is the outport that carries what inport ``in`` fails."""
 
-DISCOVERY_KEY = "deadletters"
+PORT_KEY = "deadletter"
+"""The inport field naming its dead-letter queue in our discovery messages."""
 
 FAILURES_CHANNEL = "msgflo/failures"
 """Broadcast channel where our participants report each message they fail, for coordinators
@@ -37,22 +39,9 @@ def queue_of(inqueue: str) -> str:
     return f"dead-{inqueue}"
 
 
-def is_dead_port(port: str) -> bool:
-    return port.lower().startswith(PREFIX)
-
-
-def inport_of(port: str) -> str:
-    """``dead_in`` → ``in``."""
-    return port[len(PREFIX) :]
-
-
 def ports_of(definition: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The dead-letter outports of a discovery definition: those it lists under ``deadletters``,
-    else one per inport (Node and foreign participants, whose inqueues RabbitMQ dead-letters
-    to ``dead-<queue>`` all the same)."""
-    listed = definition.get(DISCOVERY_KEY)
-    if isinstance(listed, list):
-        return [dict(p) for p in listed if isinstance(p, Mapping) and isinstance(p.get("id"), str)]
+    """The dead-letter outports of a discovery definition, one per inport: those of Node and
+    foreign participants too, whose inqueues RabbitMQ dead-letters to ``dead-<queue>``."""
     out = []
     for port in definition.get("inports") or []:
         if isinstance(port, Mapping) and isinstance(port.get("id"), str):
@@ -66,16 +55,20 @@ def _port_for(inport: Mapping[str, Any]) -> dict[str, Any]:
         "type": inport.get("type", "any"),
         "inport": inport["id"],
     }
-    if inport.get("queue"):
+    if inport.get(PORT_KEY):
+        port["queue"] = str(inport[PORT_KEY])
+    elif inport.get("queue"):
         port["queue"] = queue_of(str(inport["queue"]))
     if inport.get("schema") is not None:
         port["schema"] = inport["schema"]
     return port
 
 
-def announced(inports: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """What a participant announces under ``deadletters``."""
-    return [_port_for(port) for port in inports]
+def mark(inports: list[dict[str, Any]]) -> None:
+    """Name each inport's dead-letter queue in it, as our participants announce them."""
+    for port in inports:
+        if port.get("queue"):
+            port[PORT_KEY] = queue_of(str(port["queue"]))
 
 
 def _now() -> str:

@@ -56,7 +56,6 @@ class FailureHandling:
                 loaded = await load_port_schema(self.role, kind[:-1], port["id"], port["schema"])
                 port["schema"] = loaded.announced
                 self._checks[(kind, port["id"])] = loaded.check
-        self.definition[deadletter.DISCOVERY_KEY] = deadletter.announced(self.definition["inports"])
 
     async def _invalid(self, port: str, msg: Message, invalid: Invalid) -> None:
         """Data that does not match the inport's schema never reaches ``process``."""

@@ -310,10 +310,10 @@ class Participant(FailureHandling):
         self._retries = Retries(role, self.definition["inports"])
 
     def _define(self, role: str) -> dict[str, Any]:
-        """The discovery payload; our participants also list their dead-letter outports
-        ``dead_<inport>``, under ``deadletters``: a key Node coordinators do not read."""
+        """The discovery payload; each inport of ours also names its dead-letter queue, the
+        queue of the synthesized outport ``dead_<inport>`` (:mod:`msgflo.deadletter`)."""
         definition = normalize_definition(self._raw_definition, role, legacy=self.legacy)
-        definition[deadletter.DISCOVERY_KEY] = deadletter.announced(definition["inports"])
+        deadletter.mark(definition["inports"])
         return definition
 
     @property

@@ -65,7 +65,7 @@ async def test_discovery_keys_and_repeat_through_a_pubsub_binding(
             argv = [str(PY_BIN / "msgflo-python"), str(source), role]
             async with running(argv, url):
                 definition = await next_item(watch.discovered)
-                assert set(definition) == DISCOVERY_KEYS | {"deadletters"}
+                assert set(definition) == DISCOVERY_KEYS
                 assert definition["component"] == "PyRepeat"
                 assert definition["label"] == "", "no docstring: no label (not the base class's)"
                 [inport] = [p for p in definition["inports"] if p["id"] == "in"]

@@ -15,9 +15,6 @@ from msgflo.transport import Broker, Message, QueueKind, get_broker
 from tests.brokers import MOSQUITTO, RABBITMQ, require_broker
 from tests.integration.processes import BIN, running
 
-ORIGINAL_KEYS = {"id", "role", "component", "label", "icon", "inports", "outports"}
-"""The original's discovery keys; ours add `deadletters`, which Node coordinators do not read."""
-
 LEGACY = Path(__file__).parent.parent / "fixtures" / "legacy"
 WAIT = 15.0
 
@@ -93,8 +90,10 @@ async def test_upper_announces_processes_and_survives_garbage(
         assert ready.startswith(f"{role}(bars/Upper) ready on ")
         envelope = await next_item(observer.discovered)
         payload = envelope["payload"]
-        assert set(payload) == ORIGINAL_KEYS | {"deadletters"}
-        assert payload["inports"] == [{"id": "in", "type": "string", "queue": f"{role}/in"}]
+        assert set(payload) == {"id", "role", "component", "label", "icon", "inports", "outports"}
+        assert payload["inports"] == [
+            {"id": "in", "type": "string", "queue": f"{role}/in", "deadletter": f"dead-{role}/in"}
+        ]
         await observer.send(f"{role}/in", "hello")
         assert await next_item(out) == "HELLO"
         await observer.send(f"{role}/in", 5)  # not a string: process raises

@@ -156,17 +156,14 @@ async def test_discovery_message_has_exactly_the_original_keys() -> None:
     assert set(envelope) == {"protocol", "command", "payload"}
     assert envelope["protocol"] == "discovery" and envelope["command"] == "participant"
     payload = envelope["payload"]
-    assert set(payload) == {"id", "role", "component", "label", "icon", "inports", "outports"} | {
-        "deadletters"
-    }
+    assert set(payload) == {"id", "role", "component", "label", "icon", "inports", "outports"}
     assert payload["role"] == "up" and payload["component"] == "demo/Upper"
     assert payload["id"].startswith("up-") and len(payload["id"]) > 5
     assert payload["label"] == "Upper-cases text"
-    assert payload["inports"] == [{"id": "in", "type": "string", "queue": "up.IN"}]
-    assert [p["queue"] for p in payload["outports"]] == ["up.OUT", "up.ERROR"]
-    assert payload["deadletters"] == [
-        {"id": "dead_in", "type": "string", "inport": "in", "queue": "dead-up.IN"}
+    assert payload["inports"] == [
+        {"id": "in", "type": "string", "queue": "up.IN", "deadletter": "dead-up.IN"}
     ]
+    assert [p["queue"] for p in payload["outports"]] == ["up.OUT", "up.ERROR"]
     await broker.disconnect()
 
 

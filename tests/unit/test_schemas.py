@@ -19,6 +19,7 @@ from aiohttp import web
 
 import msgflo
 import msgflo.testing
+from msgflo import deadletter
 from msgflo.library import Component, Library, LibraryConfig
 from msgflo.runtime.components import component_payload
 from msgflo.schemas import SchemaError
@@ -62,8 +63,8 @@ async def test_invalid_input_is_dead_lettered_with_reason_schema_and_path() -> N
         await p.send("in", {"id": 2, "items": ["a", 3]})
         assert await p.receive_dead("in") == {"id": 2, "items": ["a", 3]}
         assert p.nacked["in"] == [{"id": 2, "items": ["a", 3]}]
-        dead_ports = p.participant.definition["deadletters"]
-    assert dead_ports[0]["schema"] == ORDER, "the dead port carries the inport's schema"
+        [dead_port] = deadletter.ports_of(p.participant.definition)
+    assert dead_port["schema"] == ORDER, "the dead port carries the inport's schema"
 
 
 async def test_the_reason_names_the_failing_path() -> None:
