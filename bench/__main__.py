@@ -86,7 +86,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--docs",
         type=Path,
         help="Markdown file whose generated section is rewritten "
-        "(default: docs/performance.md for a full run, none with --quick)",
+        "(default: docs/performance.md after a full run, none after a partial or --quick run)",
     )
     args = parser.parse_args(argv)
     args.scenarios = _choose(parser, "--scenario", args.scenario, SCENARIOS)
@@ -167,6 +167,19 @@ def _show(result: Result) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def is_full(args: argparse.Namespace) -> bool:
+    """Only a full run (every scenario, transport, implementation and chain length, not
+    ``--quick``) rewrites the generated section of docs/performance.md by default: a partial
+    run would drop the rows it did not measure."""
+    return (
+        not args.quick
+        and args.scenarios == list(SCENARIOS)
+        and args.transports == list(DEFAULT_TRANSPORTS)
+        and args.impls == list(relay.IMPLS)
+        and args.chain_lengths == [1, 2, 4]
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     # The sink's paho thread must not wait 5 ms for the GIL to timestamp a message.
@@ -176,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(data, indent=2) + "\n")
     print(f"results: {out}", file=sys.stderr)
-    docs = args.docs or (None if args.quick else DOCS)
+    docs = args.docs or (DOCS if is_full(args) else None)
     if docs is not None:
         report.update(docs, data)
         print(f"report: {docs}", file=sys.stderr)

@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import BIN, MOSQUITTO, RABBITMQ, Result, processes, unique
-from bench.lifecycle import chain_graph
+from bench.common import BIN, MOSQUITTO, RABBITMQ, Result, processes
+from bench.lifecycle import chain_graph, through_chain
 from bench.relay import RELAYS
 from msgflo.coordinator import Coordinator, CoordinatorOptions, Event, EventKind
-from msgflo.transport import Binding, Broker, Message, QueueKind, get_broker
+from msgflo.transport import Message, QueueKind, get_broker
 
 TARGETS = {"running": 2.0, "foreign": 1.0}
 WAIT = 60.0
@@ -32,21 +32,6 @@ WAIT = 60.0
 def _host(count: int, url: str) -> tuple[list[str], dict[str, str]]:
     env = {k: v for k, v in os.environ.items() if k != "MSGFLO_DISCOVERY_PERIOD"}
     return [sys.executable, str(RELAYS / "host.py"), str(count), url], env
-
-
-async def _sink(broker: Broker, source: str) -> asyncio.Queue[Any]:
-    """What ``source`` (an outport) publishes, through a queue of our own."""
-    got: asyncio.Queue[Any] = asyncio.Queue()
-    name = unique("sink")
-    await broker.create_queue(QueueKind.IN, name, persistent=False)
-    await broker.add_binding(Binding(source, name))
-
-    async def keep(message: Message) -> None:
-        got.put_nowait(message.data)
-        await broker.ack_message(message)
-
-    await broker.subscribe_to_queue(name, keep)
-    return got
 
 
 async def running(name: str, url: str, nodes: int) -> Result:
@@ -61,9 +46,7 @@ async def running(name: str, url: str, nodes: int) -> Result:
             await coordinator.load_graph(chain_graph(nodes))
             wired = await coordinator.settled(WAIT)
             wired_s = time.perf_counter() - start
-            got = await _sink(coordinator.broker, f"n{nodes - 1}.OUT")
-            await coordinator.broker.send_to(QueueKind.IN, "n0.IN", "through")
-            arrived = await asyncio.wait_for(got.get(), WAIT) == "through"
+            arrived = await through_chain(coordinator.broker, nodes, WAIT)
             through_s = time.perf_counter() - start
         finally:
             await coordinator.stop()

@@ -31,7 +31,16 @@ from bench.relay import RELAYS, Target, make_load, relay_command, relay_env
 from msgflo.coordinator import Coordinator, CoordinatorOptions
 from msgflo.library import Library, LibraryConfig
 from msgflo.testing.proxy import FaultProxy
-from msgflo.transport import Address, QueueKind, get_broker, get_client
+from msgflo.transport import (
+    Address,
+    Binding,
+    Broker,
+    Message,
+    QueueKind,
+    get_broker,
+    get_client,
+)
+from msgflo.wiring import Status
 
 HEARTBEAT_PERIOD = "1.1"
 """MSGFLO_DISCOVERY_PERIOD for participants that were running before the coordinator: they
@@ -52,8 +61,38 @@ def chain_graph(nodes: int, component: str = "Repeat") -> dict[str, Any]:
     }
 
 
+async def chain_sink(broker: Broker, nodes: int) -> asyncio.Queue[Any]:
+    """What the last node of :func:`chain_graph` sends, through a queue of our own."""
+    got: asyncio.Queue[Any] = asyncio.Queue()
+    name = unique("sink")
+    await broker.create_queue(QueueKind.IN, name, persistent=False)
+    await broker.add_binding(Binding(f"n{nodes - 1}.OUT", name))
+
+    async def keep(message: Message) -> None:
+        got.put_nowait(message.data)
+        await broker.ack_message(message)
+
+    await broker.subscribe_to_queue(name, keep)
+    return got
+
+
+async def through_chain(broker: Broker, nodes: int, timeout: float) -> bool:
+    """Send one message into the chain's first node; ``True`` once it leaves the last one (the
+    proof that every edge is wired: an edge in error also counts as settled)."""
+    got = await chain_sink(broker, nodes)
+    token = unique("through")
+    await broker.send_to(QueueKind.IN, "n0.IN", token)
+    try:
+        while await asyncio.wait_for(got.get(), timeout) != token:
+            pass
+    except TimeoutError:
+        return False
+    return True
+
+
 async def _wire(url: str, nodes: int, library: Library | None, timeout: float) -> dict[str, Any]:
-    """Start a coordinator on ``url``, load a chain of ``nodes`` and time until it is wired."""
+    """Start a coordinator on ``url``, load a chain of ``nodes``, time until it is wired, and
+    prove the wiring with a message through the whole chain."""
     options = CoordinatorOptions(broker_url=url, start_participants=library is not None)
     coordinator = Coordinator(get_broker(url), library, options)
     start = time.perf_counter()
@@ -63,9 +102,19 @@ async def _wire(url: str, nodes: int, library: Library | None, timeout: float) -
         done = await coordinator.settled(timeout)
         seconds = time.perf_counter() - start
         pending = len(coordinator.pending_roles())
+        errors = sum(p.status is Status.ERROR for p in coordinator.wiring.values())
+        through = done and await through_chain(coordinator.broker, nodes, 10.0)
+        through_s = time.perf_counter() - start
     finally:
         await coordinator.stop()
-    return {"seconds": seconds, "wired": done, "pending": pending}
+    return {
+        "seconds": seconds,
+        "wired": done and not errors and through,
+        "pending": pending,
+        "errors": errors,
+        "through": through,
+        "through_s": through_s if through else None,
+    }
 
 
 async def startup(quick: bool) -> list[Result]:

@@ -11,6 +11,7 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 
+import nats as nats_py
 import pytest
 
 from msgflo.testing.proxy import FaultProxy
@@ -189,3 +190,51 @@ async def test_a_full_stream_is_reported_on_flush(prefix: str, cleanup: list[str
     text = str(failure.value)
     assert text.startswith(f"nats://127.0.0.1:4222?jetstream=1&max_msgs=2: JetStream refused '{q}'")
     assert "maximum messages exceeded" in text
+
+
+@pytest.mark.parametrize("fastpath", ["1", "0"])
+async def test_a_delivery_with_headers_reaches_a_fast_path_consumer_in_order(
+    prefix: str, fastpath: str
+) -> None:
+    """A foreign publisher may add NATS headers (nats-py's parser reads those, the fast path
+    the rest): the consumer still sees every message once, in order, one at a time."""
+    require_broker(4222, "NATS")
+    q = f"{prefix}.IN"
+    async with nats(f"{NATS}?fastpath={fastpath}") as client:
+        assert client.fastpath is (fastpath == "1")
+        inbox = Inbox(client)
+        await client.subscribe_to_queue(q, inbox.handler)
+        foreign = await nats_py.connect(NATS)
+        try:
+            for i in range(300):
+                headers = {"Origin": "foreign"} if i % 3 == 0 else None
+                await foreign.publish(q, str(i).encode(), headers=headers)
+            await foreign.flush()
+        finally:
+            await foreign.close()
+        assert [await inbox.get() for _ in range(300)] == list(range(300))
+
+
+async def test_jetstream_consumer_keeps_pulling_past_many_batches(
+    prefix: str, cleanup: list[str]
+) -> None:
+    """Pull requests are renewed before they run out: more messages than several requests
+    ask for, all delivered once, in order, and acked (nothing left for a second consumer)."""
+    require_broker(4222, "NATS")
+    q = f"{prefix}.IN"
+    cleanup.append(q)
+    total = 5 * 512 + 7
+    async with nats(NATS_JETSTREAM) as sender, nats(NATS_JETSTREAM) as worker:
+        await sender.create_queue(QueueKind.IN, q)
+        for i in range(total):
+            await sender.send_to(QueueKind.IN, q, i)
+        await sender.flush()
+        inbox = Inbox(worker)
+        await worker.subscribe_to_queue(q, inbox.handler)
+        assert [await inbox.get() for _ in range(total)] == list(range(total))
+        await worker.flush()
+    async with nats(NATS_JETSTREAM) as later:
+        inbox = Inbox(later)
+        await later.subscribe_to_queue(q, inbox.handler)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(inbox.messages.get(), 2.0)

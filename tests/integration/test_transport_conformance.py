@@ -27,6 +27,7 @@ from msgflo.transport import (
 )
 from msgflo.transport.amqp import AmqpClient
 from msgflo.transport.mqtt import MqttClient
+from msgflo.transport.nats import NatsClient
 from msgflo.transport.reason import TRACEBACK_LIMIT
 from tests.brokers import MOSQUITTO, NATS, NATS_JETSTREAM, RABBITMQ, require_broker
 
@@ -37,7 +38,9 @@ TRANSPORTS = [
     pytest.param("amqp", id="rabbitmq", marks=pytest.mark.broker),
     pytest.param("amqp?fastpath=0", id="rabbitmq-public", marks=pytest.mark.broker),
     pytest.param("nats", id="nats", marks=pytest.mark.broker),
+    pytest.param("nats?fastpath=0", id="nats-public", marks=pytest.mark.broker),
     pytest.param("nats-js", id="nats-jetstream", marks=pytest.mark.broker),
+    pytest.param("nats-js?fastpath=0", id="nats-jetstream-public", marks=pytest.mark.broker),
 ]
 WAIT = 10.0
 
@@ -61,7 +64,8 @@ class Env:
     def __init__(self, param: str, prefix: str) -> None:
         self.kind, _, query = param.partition("?")
         self.fastpath = query != "fastpath=0"
-        self.url = url_for(self.kind) + (f"?{query}" if query else "")
+        base = url_for(self.kind)
+        self.url = base + (("&" if "?" in base else "?") + query if query else "")
         self.prefix = prefix
         self.clients: list[Client] = []
         self.declared: list[tuple[QueueKind, str]] = []
@@ -78,10 +82,9 @@ class Env:
 
     def check_path(self, client: Client) -> None:
         """The client runs the path this test asked for (a failed check would hide here)."""
-        if isinstance(client, MqttClient | AmqpClient):
+        if self.kind != "memory":
+            assert isinstance(client, MqttClient | AmqpClient | NatsClient)
             assert client.fastpath is self.fastpath
-        else:
-            assert self.fastpath, "only MQTT and AMQP have a public-API path to check"
 
     async def broker(self) -> Broker:
         broker = get_broker(self.url, connect_timeout=10)

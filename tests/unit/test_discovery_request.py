@@ -9,6 +9,7 @@ import pytest
 
 from msgflo.control import DISCOVER_CHANNEL, DiscoveryResponder, discovery_request
 from msgflo.coordinator import Coordinator, CoordinatorOptions
+from msgflo.coordinator.discovery import Arrivals
 from msgflo.transport import Message, QueueKind, get_broker, get_client
 from tests.discovery_checks import Upper, wired_without_heartbeat
 
@@ -95,5 +96,83 @@ async def test_requests_are_rate_limited(prefix: str) -> None:
     await coordinator.start()  # sends the first request
     try:
         assert not await coordinator.request_discovery()
+    finally:
+        await coordinator.stop()
+
+
+async def test_answers_arriving_together_are_taken_in_with_one_replan() -> None:
+    """While one batch is being taken in, the answers that arrive wait and go in together:
+    a network answering a request costs a few re-plans, not one per participant."""
+    batches: list[list[str]] = []
+    first_started = asyncio.Event()
+    release = asyncio.Event()
+
+    async def take_in(definitions: list[dict[str, Any]]) -> None:
+        batches.append([d["id"] for d in definitions])
+        first_started.set()
+        await release.wait()
+
+    arrivals = Arrivals(take_in, lambda exc: None)
+    first = arrivals.add({"id": "a"}, wait=True)
+    await first_started.wait()
+    waiting = [arrivals.add({"id": f"p{i}"}, wait=True) for i in range(50)]
+    release.set()
+    await asyncio.gather(first, *waiting)  # type: ignore[arg-type]
+    assert batches == [["a"], [f"p{i}" for i in range(50)]]
+
+
+async def test_a_failed_batch_is_reported_and_the_next_still_goes_in() -> None:
+    taken: list[str] = []
+    failures: list[str] = []
+
+    async def take_in(definitions: list[dict[str, Any]]) -> None:
+        if any(d["id"] == "bad" for d in definitions):
+            raise RuntimeError("broken definition")
+        taken.extend(d["id"] for d in definitions)
+
+    arrivals = Arrivals(take_in, lambda exc: failures.append(str(exc)))
+    bad = arrivals.add({"id": "bad"}, wait=True)
+    assert bad is not None
+    with pytest.raises(RuntimeError, match="broken definition"):
+        await bad
+    good = arrivals.add({"id": "good"}, wait=True)
+    await good  # type: ignore[misc]
+    assert (taken, failures) == (["good"], ["broken definition"])
+
+
+async def test_a_coordinator_observing_many_at_once_wires_them_all(prefix: str) -> None:
+    url = f"memory://{prefix}"
+    coordinator = Coordinator(get_broker(url), options=CoordinatorOptions(broker_url=url))
+    await coordinator.start()
+    try:
+        nodes = 40
+        await coordinator.load_graph(
+            {
+                "processes": {f"n{i}": {"component": "C"} for i in range(nodes)},
+                "connections": [
+                    {
+                        "src": {"process": f"n{i}", "port": "out"},
+                        "tgt": {"process": f"n{i + 1}", "port": "in"},
+                    }
+                    for i in range(nodes - 1)
+                ],
+            }
+        )
+        definitions = [
+            {
+                "id": f"n{i}-1",
+                "role": f"n{i}",
+                "component": "C",
+                "inports": [{"id": "in", "queue": f"{prefix}.n{i}.in"}],
+                "outports": [{"id": "out", "queue": f"{prefix}.n{i}.out"}],
+            }
+            for i in range(nodes)
+        ]
+        await asyncio.gather(*(coordinator.observe(d) for d in definitions))
+        assert await coordinator.settled(5.0)
+        bound = sorted((b.src, b.tgt) for b in await coordinator.broker.list_bindings())
+        assert bound == sorted(
+            (f"{prefix}.n{i}.out", f"{prefix}.n{i + 1}.in") for i in range(nodes - 1)
+        )
     finally:
         await coordinator.stop()

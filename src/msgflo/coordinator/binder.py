@@ -65,6 +65,11 @@ class Binder:
             self._spawn(self._detach_quietly(binding, leaving))
         await self._ask_all("detach", binding, staying)
 
+    def announce_soon(self) -> None:
+        """:meth:`announce` in the background: the record is for other processes to read, and
+        waiting for the broker to confirm it must not hold up wiring or the data behind it."""
+        self._spawn(self.announce())
+
     async def announce(self) -> None:
         """Publish every binding this binder realises, forwarded or taken by the consumers,
         where the broker cannot list them itself (MQTT), so that other coordinators and
@@ -169,7 +174,7 @@ class Applied:
                 self._report(key, current)
         self.wiring = fresh
         if dropped or added:
-            await self.binder.announce()
+            self.binder.announce_soon()
 
     async def _unbind(self, binding: Binding, in_graph: Callable[[str], bool]) -> None:
         with contextlib.suppress(TransportError):

@@ -23,7 +23,7 @@ from typing import Any
 
 from msgflo.control import ControlClient
 from msgflo.coordinator.binder import Applied, Binder
-from msgflo.coordinator.discovery import Discovery
+from msgflo.coordinator.discovery import Arrivals, Discovery
 from msgflo.coordinator.events import CoordinatorError, Event, EventKind, Events, Listener
 from msgflo.coordinator.failures import Failures
 from msgflo.coordinator.initials import Initials
@@ -143,7 +143,8 @@ class Coordinator:
         self.binder = Binder(
             broker, self.registry, self.events, static=opts.static, spawn=self._spawn
         )
-        self.discovery = Discovery(broker, self.events, self.observe, self.binder.can_answer)
+        self.arrivals = Arrivals(self._take_in, self._take_in_failed)
+        self.discovery = Discovery(broker, self.events, self.arrivals.add, self.binder.can_answer)
         self.failures = Failures(broker, self.events)
         self.applied = Applied(self.binder, self.events)
         self.observers = Observers(broker, self.registry, self.events)
@@ -202,6 +203,7 @@ class Coordinator:
 
     async def stop(self) -> None:
         """Stop every child this coordinator started, then disconnect."""
+        await self.arrivals.stop()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -255,26 +257,43 @@ class Coordinator:
     # -- discovery ----------------------------------------------------------------------
 
     async def observe(self, definition: dict[str, Any]) -> None:
-        """Take in one (normalized) discovery definition."""
+        """Take in one (normalized) discovery definition; returns once it is wired."""
+        done = self.arrivals.add(definition, wait=True)
+        assert done is not None
+        await done
+
+    async def _take_in(self, definitions: list[dict[str, Any]]) -> None:
+        """Take in the definitions that arrived together, then re-plan once for all of them."""
         async with self._lock:
-            instance, change = self.registry.observe(definition, time.time())
-            if self.library is not None:
-                with contextlib.suppress(LibraryError):
-                    self.library.update_from_discovery(definition)
-            event = change_event(instance, change, self.registry.count(instance.role))
-            if event is not None:
-                self._emit(event)
-            self.state.save(force=change is not Change.SEEN)
-            if change is Change.SEEN:
+            changed = False
+            added: list[Instance] = []
+            for definition in definitions:
+                instance, change = self.registry.observe(definition, time.time())
+                if self.library is not None:
+                    with contextlib.suppress(LibraryError):
+                        self.library.update_from_discovery(definition)
+                event = change_event(instance, change, self.registry.count(instance.role))
+                if event is not None:
+                    self._emit(event)
+                if change is Change.SEEN:
+                    continue
+                changed = True
+                if change is Change.ADDED:
+                    if instance.role in self.nodes:
+                        self._owe_initials(instance.role)
+                    added.append(instance)
+            self.state.save(force=changed)
+            if not changed:
                 return
-            if change is Change.ADDED and instance.role in self.nodes:
-                self._owe_initials(instance.role)
-            if change is Change.ADDED:
+            for instance in added:
                 await self.binder.attach_new_instance(instance)
             said = winner_event(self.registry, instance.role)
             if said is not None:
                 self._emit(said)
             await self._rewire()
+
+    def _take_in_failed(self, exc: Exception) -> None:
+        self._emit(Event(EventKind.ERROR, message=f"cannot take in discovery: {exc}"))
 
     async def request_discovery(self) -> bool:
         """Ask the running participants to announce themselves now (an FBP client listing

@@ -5,6 +5,7 @@ wire forms are in :mod:`msgflo.control`."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -38,12 +39,14 @@ class Discovery:
         self,
         broker: Broker,
         events: Events,
-        observe: Callable[[dict[str, Any]], Awaitable[None]],
+        observe: Callable[[dict[str, Any]], object],
         can_answer: set[str],
     ) -> None:
         self.broker = broker
         self.events = events
         self._observe = observe
+        """Not awaited: the next answer is read at once, and answers that arrive while the
+        coordinator re-plans are taken in together (see :class:`Arrivals`)."""
         self.can_answer = can_answer
         """Participants that said ``hello``; shared with the binder, which asks only them."""
         self._last_request = float("-inf")
@@ -81,7 +84,7 @@ class Discovery:
         if definition is None:
             self._warn(sender_of(message.data), why)
             return
-        await self._observe(definition)
+        self._observe(definition)
 
     def _warn(self, sender: str, why: str) -> None:
         """One line per sender and reason per :data:`WARN_INTERVAL`, within
@@ -100,3 +103,72 @@ class Discovery:
         else:
             text = f"ignoring discovery from {sender}: {why}"
         self.events.emit(Event(EventKind.WARNING, message=text))
+
+
+Batch = list[tuple[dict[str, Any], "asyncio.Future[None] | None"]]
+
+
+class Arrivals:
+    """Discovery definitions waiting to be taken in, in order of arrival.
+
+    A discovery request makes the whole network answer within a fraction of a second; taking
+    each answer in with a re-plan and control round trips of its own would cost hundreds of
+    round trips one after the other. The definitions that arrive while one batch is being
+    taken in (under the coordinator's lock) form the next batch: one re-plan for all of them.
+    """
+
+    def __init__(
+        self,
+        take_in: Callable[[list[dict[str, Any]]], Awaitable[None]],
+        failed: Callable[[Exception], None],
+    ) -> None:
+        self._take_in = take_in
+        self._failed = failed
+        self._waiting: Batch = []
+        self._worker: asyncio.Task[None] | None = None
+
+    def add(self, definition: dict[str, Any], *, wait: bool = False) -> asyncio.Future[None] | None:
+        """Queue ``definition``; with ``wait``, a future done once it has been taken in (and
+        carrying the error if that failed)."""
+        loop = asyncio.get_running_loop()
+        done = loop.create_future() if wait else None
+        self._waiting.append((definition, done))
+        if self._worker is None or self._worker.done():
+            self._worker = loop.create_task(self._drain())
+        return done
+
+    async def _drain(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                await self._take_in([definition for definition, _ in batch])
+            except asyncio.CancelledError:
+                for _, done in batch:
+                    if done is not None:
+                        done.cancel()
+                raise
+            except Exception as exc:
+                self._failed(exc)
+                _settle(batch, exc)
+            else:
+                _settle(batch, None)
+
+    async def stop(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
+        waiting, self._waiting = self._waiting, []
+        for _, done in waiting:
+            if done is not None and not done.done():
+                done.cancel()
+
+
+def _settle(batch: Batch, error: Exception | None) -> None:
+    for _, done in batch:
+        if done is None or done.done():
+            continue
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)

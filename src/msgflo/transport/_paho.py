@@ -308,6 +308,10 @@ class FastLink:
 
     async def close(self) -> None:
         session = self.session
+        # Queuing DISCONNECT makes paho ask aiomqtt to watch the socket for writing (a watch set
+        # on the next loop turn), then paho writes the packet itself and closes the socket: the
+        # watch would land on a closed descriptor, an "Exception in callback" at every stop.
+        self._paho.on_socket_register_write = None
         try:
             await session.__aexit__(None, None, None)
         except aiomqtt.MqttError:

@@ -25,8 +25,11 @@ forwards in its own process.  A nacked message goes to subject ``dead-<queue>``,
 round-robin binding with a dead-letter queue forwards that subject to it, as the memory and AMQP
 transports route ``dead-<queue>``.
 
-URL: ``nats://user:pass@host:4222?jetstream=1&ack_wait=30&max_msgs=-1`` (``tls://`` takes
-``ca_certs``, ``certfile``, ``keyfile``).
+The per-message paths (deliveries, publishes, acks) bypass most of nats-py where
+:mod:`._natspy` finds the tested version; ``?fastpath=0`` keeps to its public API.
+
+URL: ``nats://user:pass@host:4222?jetstream=1&ack_wait=30&max_msgs=-1&fastpath=0`` (``tls://``
+takes ``ca_certs``, ``certfile``, ``keyfile``).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ import os
 import re
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +64,8 @@ from nats.js.api import (
     StorageType,
 )
 
+from msgflo.transport import _natspy
+from msgflo.transport._adapter import FastPath
 from msgflo.transport.base import (
     DISCOVERY_QUEUE,
     Address,
@@ -81,12 +86,15 @@ from msgflo.transport.reason import unwrap, wrap
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 4222
-BROADCAST = ""
-"""The group key of broadcast subscriptions in ``_subs`` (queue groups are never empty)."""
 DEAD_PREFIX = "dead-"
 RECONNECT_WAIT = 0.5
-FETCH_BATCH = 256
-FETCH_WAIT = 1.0
+JS_API = "$JS.API"
+PULL_BATCH = 512
+"""Messages one pull request asks for; the next goes out when half of them have come."""
+PULL_EXPIRES = 5.0
+"""Seconds a pull request waits on the server before it expires (and is renewed)."""
+ACK, NAK, TERM = b"", b"-NAK", b"+TERM"
+"""Bodies published to a JetStream delivery's reply subject to settle it."""
 RECHECK = 1.0
 """Seconds after which a subject found on no stream is looked up again (one may be made)."""
 PUBLISH_WINDOW = 4096
@@ -101,6 +109,24 @@ def jetstream_name(subject: str) -> str:
     if safe != subject:
         safe += "-" + hashlib.sha1(subject.encode()).hexdigest()[:8]
     return f"msgflo-{safe}"
+
+
+PENDING_HEADER = "Nats-Pending-Messages"
+
+
+def status_of(headers: bytes) -> tuple[str, str]:
+    """The status code of raw NATS headers (``NATS/1.0 408 Request Timeout``), ``""`` for
+    none, and the value of :data:`PENDING_HEADER` (how many messages of an expired pull
+    request were not delivered), ``""`` when absent."""
+    lines = headers.decode(errors="replace").split("\r\n")
+    first = lines[0].split(maxsplit=2)
+    status = first[1] if len(first) > 1 and first[1].isdigit() else ""
+    pending = ""
+    for line in lines[1:]:
+        key, _, value = line.partition(":")
+        if key.strip().lower() == PENDING_HEADER.lower():
+            pending = value.strip()
+    return status, pending
 
 
 def _cause(exc: BaseException) -> str:
@@ -118,11 +144,29 @@ def _cause(exc: BaseException) -> str:
 
 @dataclass(slots=True, eq=False)
 class _Token:
-    """What settling a delivery needs: the NATS message and where a nack sends it."""
+    """What settling a delivery needs: where a nack sends it and, on JetStream, the subject
+    that acks it."""
 
-    msg: Msg
+    reply: str
     dead: str
     jetstream: bool
+
+
+@dataclass(slots=True, eq=False)
+class _Routed:
+    """A core subscription, its deliveries handed to an inbox of its own on the fast path."""
+
+    client: NatsClient
+    sub: Subscription
+    inbox: _natspy.Inbox | None
+
+    async def stop(self) -> None:
+        if self.client._wire is not None:
+            self.client._wire.unroute(self.sub)
+        with contextlib.suppress(nats.errors.Error):
+            await self.sub.unsubscribe()
+        if self.inbox is not None:
+            await self.inbox.close()
 
 
 class _AckedPublisher:
@@ -130,12 +174,13 @@ class _AckedPublisher:
     sender at a few thousand messages a second), kept until acknowledged so that a
     reconnection sends again what the cut may have lost: at least once."""
 
-    def __init__(self, nc: Connection, where: str) -> None:
+    def __init__(self, nc: Connection, where: str, wire: _natspy.Wire | None) -> None:
         self._nc = nc
+        self._wire = wire
         self._where = where
         self._inbox = f"{nc.new_inbox()}."
         self._ids = itertools.count()
-        self._pending: dict[str, tuple[str, bytes, int, asyncio.Future[None]]] = {}
+        self._pending: dict[str, tuple[str, bytes, int, asyncio.Future[None] | None]] = {}
         self._room = asyncio.Semaphore(PUBLISH_WINDOW)
         self._idle = asyncio.Event()
         self._idle.set()
@@ -143,41 +188,63 @@ class _AckedPublisher:
         self._refused: dict[str, str] = {}
 
     async def start(self) -> None:
-        await self._nc.subscribe(f"{self._inbox}*", cb=self._on_ack)
+        sub = await self._nc.subscribe(f"{self._inbox}*", cb=self._on_ack)
+        if self._wire is not None:
+            self._wire.route(sub, self._on_fast_ack)
 
-    async def publish(self, subject: str, body: bytes) -> asyncio.Future[None]:
+    async def publish(
+        self, subject: str, body: bytes, *, wait: bool
+    ) -> asyncio.Future[None] | None:
+        """Publish; with ``wait``, a future that settles with the acknowledgement (a refusal is
+        logged either way, and raised by :meth:`drain`)."""
         await self._room.acquire()
         token = str(next(self._ids))
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.add_done_callback(lambda f: f.cancelled() or f.exception())  # errors are logged
+        done: asyncio.Future[None] | None = None
+        if wait:
+            done = asyncio.get_running_loop().create_future()
+            done.add_done_callback(lambda f: f.cancelled() or f.exception())  # errors are logged
         self._pending[token] = (subject, body, self._epoch, done)
         self._idle.clear()
-        await self._nc.publish(subject, body, reply=self._inbox + token)
+        await self._send(subject, body, self._inbox + token)
         return done
 
+    async def _send(self, subject: str, body: bytes, reply: str) -> None:
+        if self._wire is None or not self._wire.publish(subject, body, reply):
+            await self._nc.publish(subject, body, reply=reply)
+
+    def _on_fast_ack(
+        self, subject: bytes, _reply: bytes, data: bytes, headers: bytes | None
+    ) -> None:
+        self._acked(subject.decode(), data, {"Status": status_of(headers)[0]} if headers else None)
+
     async def _on_ack(self, msg: Msg) -> None:
-        entry = self._pending.pop(msg.subject[len(self._inbox) :], None)
+        self._acked(msg.subject, msg.data, msg.headers)
+
+    def _acked(self, ack_subject: str, data: bytes, headers: dict[str, str] | None) -> None:
+        entry = self._pending.pop(ack_subject[len(self._inbox) :], None)
         if entry is None:
             return
         self._room.release()
         subject, _, _, done = entry
         error = None
-        if msg.headers and msg.headers.get("Status") == "503":
+        if headers and headers.get("Status") == "503":
             error = "no stream takes this subject"
-        else:
+        elif not data.startswith(b'{"stream":') or b'"error"' in data:
             try:
-                reply = orjson.loads(msg.data)
+                reply = orjson.loads(data)
                 if isinstance(reply, dict) and "error" in reply:
                     error = str(reply["error"].get("description", reply["error"]))
             except orjson.JSONDecodeError:
                 error = "unreadable acknowledgement"
-        if error is None:
-            done.set_result(None)
-        else:
+        if error is not None:
             if self._refused.get(subject) != error:  # one line per cause, not per message
                 log.error("%s: JetStream refused a message on %r: %s", self._where, subject, error)
             self._refused[subject] = error
-            done.set_exception(TransportError(f"{self._where}: {subject!r}: {error}"))
+        if done is not None and not done.done():  # done already: its waiter gave up
+            if error is None:
+                done.set_result(None)
+            else:
+                done.set_exception(TransportError(f"{self._where}: {subject!r}: {error}"))
         if not self._pending:
             self._idle.set()
 
@@ -188,7 +255,7 @@ class _AckedPublisher:
         """Send again what was published before the cut and is not acknowledged."""
         for token, (subject, body, epoch, _) in list(self._pending.items()):
             if epoch < self._epoch:
-                await self._nc.publish(subject, body, reply=self._inbox + token)
+                await self._send(subject, body, self._inbox + token)
 
     async def drain(self) -> None:
         """Wait for every acknowledgement; raise once for messages refused since last time."""
@@ -211,16 +278,25 @@ class NatsClient(Client):
         self.counts_queues = self.jetstream
         self._ack_wait = float(address.int_option("ack_wait", 30))
         self._max_msgs = address.int_option("max_msgs", -1)
+        self._fastpath = FastPath(address.options, "NATS")
+        self._wire: _natspy.Wire | None = None
         self._nc: Connection | None = None
         self._js: JetStreamContext | None = None
         self._publisher: _AckedPublisher | None = None
-        self._subs: dict[tuple[str, str], Subscription | asyncio.Task[None]] = {}
+        self._subs: dict[tuple[str, str], _Routed | _Puller] = {}
+        self._pullers: set[_Puller] = set()
+        self._broadcasts: dict[str, Subscription] = {}
         self._streams: dict[str, str | None] = {}
         self._missed: dict[str, float] = {}
         self._online = asyncio.Event()
         self._offline = asyncio.Event()
 
     # connection -------------------------------------------------------------------------
+
+    @property
+    def fastpath(self) -> bool:
+        """Whether the per-message paths bypass nats-py (see :mod:`._natspy`)."""
+        return self._fastpath.on
 
     @property
     def connected(self) -> bool:
@@ -293,9 +369,11 @@ class NatsClient(Client):
         if not first_error.done():
             first_error.set_result(ConnectionError("connected"))
         self._nc = nc
+        if self._fastpath.check(lambda: _natspy.unavailable(nc)):
+            self._wire = _natspy.Wire(nc)
         if self.jetstream:
             self._js = nc.jetstream()
-            self._publisher = _AckedPublisher(nc, where)
+            self._publisher = _AckedPublisher(nc, where, self._wire)
             await self._publisher.start()
         self._offline.clear()
         self._online.set()
@@ -315,19 +393,25 @@ class NatsClient(Client):
         log.info("reconnected to %s", self.address.redacted())
         if self._publisher is not None:
             await self._publisher.resend()
+        for puller in list(self._pullers):
+            await puller.renew()
         try:
             await self._notify_reconnected()
         except Exception:
             log.exception("reconnect listener failed")
 
-    async def _subscribe(self, subject: str, cb: Any, group: str = "") -> Subscription:
-        """Subscribe and wait until the server has the subscription, so that a message sent
-        right after, on another connection, is not missed."""
+    async def _subscribe(
+        self, subject: str, cb: Any, group: str = "", route: _natspy.Route | None = None
+    ) -> tuple[Subscription, bool]:
+        """Subscribe (deliveries without headers going to ``route`` where the fast path runs;
+        the second value says whether they do) and wait until the server has the subscription,
+        so that a message sent right after, on another connection, is not missed."""
         nc = self._connection()
         sub = await nc.subscribe(subject, queue=group, cb=cb)
+        routed = self._wire is not None and route is not None and self._wire.route(sub, route)
         with contextlib.suppress(nats.errors.Error, TimeoutError):  # while away: restored later
             await nc.flush(timeout=self.connect_timeout)  # type: ignore[arg-type]
-        return sub
+        return sub, routed
 
     def _connection(self) -> Connection:
         if self._nc is None:
@@ -336,10 +420,12 @@ class NatsClient(Client):
 
     async def disconnect(self) -> None:
         nc, self._nc = self._nc, None
+        self._wire = None
         if nc is None:
             return
         for key in list(self._subs):
             await self._stop(key)
+        self._broadcasts.clear()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(nc.flush(), 2.0)
         await nc.close()
@@ -434,15 +520,21 @@ class NatsClient(Client):
     # sending ------------------------------------------------------------------------------
 
     async def send_raw(self, kind: QueueKind, name: str, body: bytes) -> None:
-        await self._publish(name, body)
+        wire = self._wire
+        if wire is None or self._publisher is not None or not wire.publish(name, body):
+            await self._publish(name, body)
 
-    async def _publish(self, subject: str, body: bytes) -> asyncio.Future[None] | None:
-        """Publish; on JetStream the future settles with the server's acknowledgement."""
+    async def _publish(
+        self, subject: str, body: bytes, *, wait: bool = False
+    ) -> asyncio.Future[None] | None:
+        """Publish; on JetStream with ``wait``, the future settles with the server's
+        acknowledgement."""
         nc = self._connection()
         try:
             if self._publisher is not None and await self._stream_of(subject):
-                return await self._publisher.publish(subject, body)
-            await nc.publish(subject, body)
+                return await self._publisher.publish(subject, body, wait=wait)
+            if self._wire is None or not self._wire.publish(subject, body):
+                await nc.publish(subject, body)
         except nats.errors.Error as exc:
             raise TransportError(
                 f"{self.address.redacted()}: cannot publish to {subject!r}: {_cause(exc)}"
@@ -476,20 +568,22 @@ class NatsClient(Client):
         await self._stop((name, name))
 
     async def subscribe_broadcast(self, channel: str, handler: MessageHandler) -> None:
-        """A core subscription without a queue group: every subscriber hears every message,
-        and nothing is kept for one that is away (a broadcast channel is never a stream)."""
+        """A plain core subscription (no queue group): every subscriber gets every message."""
+        await self.unsubscribe_broadcast(channel)
 
-        async def on_message(msg: Msg) -> None:
+        async def deliver(msg: Msg) -> None:
             try:
                 await handler(Message.from_body(channel, msg.data))
             except Exception:
-                log.exception("handler of broadcast channel %s failed", channel)
+                log.exception("handler for channel %r failed", channel)
 
-        await self._stop((channel, BROADCAST))
-        self._subs[(channel, BROADCAST)] = await self._subscribe(channel, on_message)
+        self._broadcasts[channel], _ = await self._subscribe(channel, deliver)
 
     async def unsubscribe_broadcast(self, channel: str) -> None:
-        await self._stop((channel, BROADCAST))
+        sub = self._broadcasts.pop(channel, None)
+        if sub is not None:
+            with contextlib.suppress(nats.errors.Error):
+                await sub.unsubscribe()
 
     async def _consume(
         self, name: str, group: str, handler: MessageHandler, policy: DeliverPolicy
@@ -500,52 +594,32 @@ class NatsClient(Client):
         dead = DEAD_PREFIX + group
         stream = await self._stream_of(name)
         if stream is None:
+            fast = _Token("", dead, False)  # all that settling a core delivery needs
 
             async def on_core(msg: Msg) -> None:
-                await self._deliver(name, _Token(msg, dead, False), handler)
+                await self._deliver(name, msg.data, fast, handler)
 
-            self._subs[(name, group)] = await self._subscribe(name, on_core, group)
+            async def on_fast(_reply: bytes, body: bytes, _headers: bytes | None) -> None:
+                await self._deliver(name, body, fast, handler)
+
+            inbox = _natspy.Inbox(on_fast, f"{self.address.redacted()} {name}")
+            sub, routed = await self._subscribe(name, on_core, group, inbox.push)
+            if not routed:
+                await inbox.close()
+            self._subs[(name, group)] = _Routed(self, sub, inbox if routed else None)
             return
-        assert self._js is not None
-        config = ConsumerConfig(
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=self._ack_wait,
-            deliver_policy=policy,
-            max_ack_pending=FETCH_BATCH * 8,
-        )
-        try:
-            pull = await self._js.pull_subscribe(
-                name, durable=jetstream_name(group), stream=stream, config=config
-            )
-        except (nats.errors.Error, TimeoutError) as exc:
-            raise TransportError(
-                f"{self.address.redacted()}: cannot consume {name!r} from stream {stream}: "
-                f"{_cause(exc)}"
-            ) from exc
-        task = asyncio.get_running_loop().create_task(self._pull(name, dead, pull, handler))
-        self._subs[(name, group)] = task
 
-    async def _pull(
-        self, name: str, dead: str, pull: JetStreamContext.PullSubscription, handler: MessageHandler
+        async def on_delivery(reply: str, body: bytes) -> None:
+            await self._deliver(name, body, _Token(reply, dead, True), handler)
+
+        puller = _Puller(self, stream, jetstream_name(group), on_delivery)
+        await puller.start(name, policy)
+        self._subs[(name, group)] = puller
+
+    async def _deliver(
+        self, name: str, body: bytes, token: _Token, handler: MessageHandler
     ) -> None:
-        try:
-            while True:
-                try:
-                    batch = await pull.fetch(FETCH_BATCH, timeout=FETCH_WAIT)
-                except TimeoutError:
-                    continue
-                except nats.errors.Error as exc:  # a cut: nats-py reconnects, we ask again
-                    log.debug("fetch from %r failed: %s", name, _cause(exc))
-                    await asyncio.sleep(RECONNECT_WAIT)
-                    continue
-                for msg in batch:
-                    await self._deliver(name, _Token(msg, dead, True), handler)
-        finally:
-            with contextlib.suppress(Exception):
-                await pull.unsubscribe()
-
-    async def _deliver(self, name: str, token: _Token, handler: MessageHandler) -> None:
-        message = Message.from_envelope(name, token.msg.data, token)
+        message = Message.from_envelope(name, body, token)
         try:
             await handler(message)
         except Exception:
@@ -555,14 +629,20 @@ class NatsClient(Client):
 
     async def _stop(self, key: tuple[str, str]) -> None:
         sub = self._subs.pop(key, None)
-        if isinstance(sub, asyncio.Task):
-            sub.cancel()
-            if sub is not asyncio.current_task():
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sub
-        elif sub is not None:
-            with contextlib.suppress(nats.errors.Error):
-                await sub.unsubscribe()
+        if sub is not None:
+            await sub.stop()
+
+    def _core(self, subject: str, body: bytes) -> Awaitable[None] | None:
+        """Publish on core NATS: ``None`` when the fast path took it, else what to await."""
+        if self._wire is not None and self._wire.publish(subject, body):
+            return None
+        return self._connection().publish(subject, body)
+
+    async def _settle_jetstream(self, token: _Token, body: bytes) -> None:
+        sending = self._core(token.reply, body)
+        if sending is not None:
+            with contextlib.suppress(nats.errors.Error):  # unsettled: the server redelivers
+                await sending
 
     async def ack_message(self, message: Message) -> None:
         if message.settled:
@@ -570,8 +650,7 @@ class NatsClient(Client):
         message.acked = True
         token = message.token
         if isinstance(token, _Token) and token.jetstream:
-            with contextlib.suppress(nats.errors.Error):  # unacked: the server redelivers
-                await token.msg.ack()
+            await self._settle_jetstream(token, ACK)
 
     async def nack_message(
         self,
@@ -589,8 +668,7 @@ class NatsClient(Client):
         if not isinstance(token, _Token):
             return
         if requeue and token.jetstream:
-            with contextlib.suppress(nats.errors.Error):
-                await token.msg.nak()
+            await self._settle_jetstream(token, NAK)
             return
         body = message.body if reason is None else wrap(message.body, reason)
         log.warning(
@@ -599,13 +677,144 @@ class NatsClient(Client):
             message.queue,
             token.dead,
         )
-        done = await self._publish(token.dead, body)
+        done = await self._publish(token.dead, body, wait=True)
         if token.jetstream:
             if done is not None:
                 with contextlib.suppress(TransportError):
                     await done
+            await self._settle_jetstream(token, TERM)
+
+
+class _Puller:
+    """A durable pull consumer kept fed.  Pull requests go out before the last is used up (a
+    request per batch would stall the consumer for a round trip each time); deliveries come
+    to an inbox subject of this puller's own, routed to the fast path where it runs.  The
+    server's status messages (a request expired, with how many of its messages it did not
+    deliver) keep the count of messages asked for and not yet come."""
+
+    def __init__(
+        self,
+        client: NatsClient,
+        stream: str,
+        durable: str,
+        deliver: Callable[[str, bytes], Awaitable[None]],
+    ) -> None:
+        self._client = client
+        self._stream = stream
+        self._durable = durable
+        self._next = f"{JS_API}.CONSUMER.MSG.NEXT.{stream}.{durable}"
+        self._deliver = deliver
+        self._request = orjson.dumps({"batch": PULL_BATCH, "expires": int(PULL_EXPIRES * 1e9)})
+        self._inbox_subject = ""
+        self._asked = 0
+        self._heard = time.monotonic()
+        self._sub: Subscription | None = None
+        self._fast: _natspy.Inbox | None = None
+        self._watch: asyncio.Task[None] | None = None
+
+    async def start(self, subject: str, policy: DeliverPolicy) -> None:
+        """Make the durable consumer of ``subject`` unless it exists, then start pulling."""
+        client = self._client
+        assert client._js is not None
+        config = ConsumerConfig(
+            name=self._durable,
+            durable_name=self._durable,
+            filter_subject=subject,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=client._ack_wait,
+            deliver_policy=policy,
+            max_ack_pending=PULL_BATCH * 4,
+        )
+        try:
+            try:
+                await client._js.consumer_info(self._stream, self._durable)
+            except nats.js.errors.NotFoundError:
+                await client._js.add_consumer(self._stream, config=config)
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise TransportError(
+                f"{client.address.redacted()}: cannot consume {subject!r} from stream "
+                f"{self._stream}: {_cause(exc)}"
+            ) from exc
+        self._inbox_subject = client._connection().new_inbox()
+        self._fast = _natspy.Inbox(self._on_fast, self._next)
+        self._sub, routed = await client._subscribe(
+            self._inbox_subject, self._on_msg, route=self._fast.push
+        )
+        if not routed:
+            await self._fast.close()
+            self._fast = None
+        client._pullers.add(self)
+        await self.renew()
+        self._watch = asyncio.get_running_loop().create_task(self._keep_asking())
+
+    async def renew(self) -> None:
+        """Forget what was asked (after a reconnection the server may have dropped it) and ask."""
+        self._asked = 0
+        await self._ask()
+
+    async def _ask(self) -> None:
+        if self._asked > PULL_BATCH // 2:
+            return
+        self._asked += PULL_BATCH
+        wire = self._client._wire
+        if wire is None or not wire.publish(self._next, self._request, self._inbox_subject):
+            with contextlib.suppress(nats.errors.Error):  # a cut: renewed on reconnection
+                await self._client._connection().publish(
+                    self._next, self._request, reply=self._inbox_subject
+                )
+
+    async def _keep_asking(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            if time.monotonic() - self._heard > 2 * PULL_EXPIRES:
+                self._asked = 0  # nothing came, not even an expiry: the requests are lost
+                self._heard = time.monotonic()
+            await self._ask()
+
+    async def _on_fast(self, reply: bytes, body: bytes, headers: bytes | None) -> None:
+        status, undelivered = status_of(headers) if headers else ("", "")
+        if status:
+            await self._status(status, undelivered)
+        else:
+            await self._data(reply.decode(), body)
+
+    async def _on_msg(self, msg: Msg) -> None:
+        headers = msg.headers or {}
+        status = headers.get("Status", "")
+        if status:
+            await self._status(status, headers.get(PENDING_HEADER, ""))
+        else:
+            await self._data(msg.reply, msg.data)
+
+    async def _status(self, status: str, undelivered: str) -> None:
+        self._heard = time.monotonic()
+        if status == "408" and undelivered.isdigit():
+            self._asked = max(0, self._asked - int(undelivered))
+        elif status != "100":  # not an expiry or a heartbeat: ask afresh a second later
+            log.debug("pull %s: status %s", self._next, status)
+            self._asked = 0
+            return
+        await self._ask()
+
+    async def _data(self, reply: str, body: bytes) -> None:
+        self._heard = time.monotonic()
+        self._asked -= 1
+        if self._asked <= PULL_BATCH // 2:
+            await self._ask()
+        await self._deliver(reply, body)
+
+    async def stop(self) -> None:
+        self._client._pullers.discard(self)
+        if self._watch is not None:
+            self._watch.cancel()
+        wire = self._client._wire
+        if self._sub is not None:
+            if wire is not None:
+                wire.unroute(self._sub)
             with contextlib.suppress(nats.errors.Error):
-                await token.msg.term()
+                await self._sub.unsubscribe()
+        if self._fast is not None:
+            await self._fast.close()
 
 
 class NatsBroker(NatsClient, Broker):
@@ -625,10 +834,8 @@ class NatsBroker(NatsClient, Broker):
 
         async def forward(message: Message) -> None:
             # As it came: a dead letter's envelope travels on with its reason.
-            token = message.token
-            done = await self._publish(
-                tgt, token.msg.data if isinstance(token, _Token) else message.body
-            )
+            body = message.body if message.reason is None else wrap(message.body, message.reason)
+            done = await self._publish(tgt, body, wait=True)
             if done is not None:
                 await done
             await self.ack_message(message)
@@ -665,7 +872,7 @@ class NatsBroker(NatsClient, Broker):
             except Exception:
                 log.exception("data handler for %s failed", binding.src)
 
-        self._observers[(binding.src, handler)] = await self._subscribe(binding.src, observe)
+        self._observers[(binding.src, handler)], _ = await self._subscribe(binding.src, observe)
 
     async def unsubscribe_data(self, binding: Binding, handler: DataHandler) -> None:
         sub = self._observers.pop((binding.src, handler), None)
