@@ -43,6 +43,7 @@ SCENARIOS = (
     "recovery",
     "flood",
     "graph_parse",
+    "schema",
 )
 TRANSPORTS = (
     "memory",

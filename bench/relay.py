@@ -74,9 +74,14 @@ class Target:
         return self.url.startswith("nats")
 
 
+SCHEMA_IMPL = "ours-async-schema"
+"""The async relay checking each input against a JSON Schema: the ``schema`` scenario's, not
+a column of the relay chains (see ``bench.schema_cost``)."""
+
+
 def relay_command(impl: str, target: Target, role: str, inq: str, outq: str) -> list[str]:
-    if impl in ("ours-async", "ours-legacy"):
-        file = RELAYS / ("ours_async.py" if impl == "ours-async" else "ours_legacy.py")
+    if impl in ("ours-async", "ours-legacy", SCHEMA_IMPL):
+        file = RELAYS / ("ours_legacy.py" if impl == "ours-legacy" else "ours_async.py")
         return [str(BIN / "msgflo-python"), str(file), role, "--broker", target.url]
     if impl == "ours-async-asyncio":
         launcher = RELAYS / "without_uvloop.py"
@@ -105,12 +110,14 @@ def relay_env(impl: str, target: Target, inq: str, outq: str) -> dict[str, str]:
         env["NODE_PATH"] = str(NODE_MODULES)
     if impl == "node-prefetch":
         env["BENCH_PREFETCH"] = str(TUNED_NODE_PREFETCH)
+    if impl == SCHEMA_IMPL:
+        env["BENCH_SCHEMA"] = "1"
     return env
 
 
 def supported(impl: str, target: Target) -> str | None:
     """Why ``impl`` has no row on ``target`` (``None`` when it has one)."""
-    if target.memory and impl not in ("harness", "ours-async", "ours-legacy"):
+    if target.memory and impl not in ("harness", "ours-async", "ours-legacy", SCHEMA_IMPL):
         return "memory:// exists only inside our process"
     if impl == "node-prefetch" and not target.amqp:
         return "prefetch exists only on AMQP"
@@ -156,17 +163,20 @@ class MemoryLoad(Load):
 def _memory_participant(impl: str, role: str, inq: str, outq: str) -> Participant:
     import importlib.util
 
-    file = RELAYS / ("ours_async.py" if impl == "ours-async" else "ours_legacy.py")
+    file = RELAYS / ("ours_legacy.py" if impl == "ours-legacy" else "ours_async.py")
     spec = importlib.util.spec_from_file_location(f"bench_relay_{impl.replace('-', '_')}", file)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     repeat: type[Participant] = module.Repeat
-    if impl == "ours-async":
+    if impl != "ours-legacy":
+        inport: dict[str, Any] = {"queue": inq}
+        if impl == SCHEMA_IMPL:
+            inport["schema"] = module.LOAD_SCHEMA
         cls: type[Participant] = type(
             "Repeat",
             (repeat,),
-            {"inports": {"in": {"queue": inq}}, "outports": {"out": {"queue": outq}}},
+            {"inports": {"in": inport}, "outports": {"out": {"queue": outq}}},
         )
         return cls(role)
     os.environ["BENCH_IN"], os.environ["BENCH_OUT"] = inq, outq

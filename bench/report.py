@@ -239,6 +239,18 @@ def targets_section(data: dict[str, Any]) -> str:
                 mine >= 10_000,
             )
         )
+    for measured in _rows(data, "schema"):
+        metrics = measured.get("metrics") or {}
+        if "cost" in metrics:
+            checked, plain = metrics["throughput"]["median"], metrics["plain"]["median"]
+            checks.append(
+                (
+                    f"schema validation, {measured['variant']} relay: costs ≤ 15% of throughput",
+                    f"{checked:,.0f} vs {plain:,.0f} msg/s: {metrics['cost']:.1%}; one check "
+                    f"{metrics['check_us']:.2f} µs = {metrics['check_share']:.1%} of a message",
+                    max(metrics["cost"], metrics["check_share"]) <= 0.15,
+                )
+            )
     for ours in ("ours-async", "ours-legacy"):
         mem = _rate(relay.get(("memory N=1", ours)))
         if mem:

@@ -14,7 +14,7 @@ import aio_pika
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bench import amqp_probe, discovery, graph_parse, lifecycle, relay
+from bench import amqp_probe, discovery, graph_parse, lifecycle, relay, schema_cost
 from bench.common import MOSQUITTO, RABBITMQ, Limits, Result, summary
 from msgflo.graph import parse_fbp
 
@@ -59,6 +59,8 @@ async def run(
         return await lifecycle.flood(args.quick)
     if name == "graph_parse":
         return [parse_time(args.quick)]
+    if name == "schema":
+        return await schema_cost.schema_cost(limits, 1 if args.quick else 7)
     if name == "amqp_drain":
         return [await amqp_drain(args.quick)]
     raise ValueError(name)

@@ -26,9 +26,13 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar, cast
 
+from msgflo import deadletter
 from msgflo.control import ControlServer, DiscoveryResponder, share_group
+from msgflo.failure import FailureHandling
 from msgflo.observe.figures import ParticipantFigures, reporting_interval
 from msgflo.observe.reporter import Reporter
+from msgflo.retry import Retries
+from msgflo.schemas import Invalid, SchemaError
 from msgflo.transport import Client, Message, QueueKind
 
 log = logging.getLogger(__name__)
@@ -218,7 +222,7 @@ class _LegacyWorker:
                     elif kind == _ACK:
                         await participant._settle(a, ack=True)
                     elif kind == _NACK:
-                        await participant._settle(a, ack=False)
+                        await participant._settle(a, ack=False, reason=b)
                     elif kind == _FAILED:
                         await participant._failed(a.port, a, b)
                     else:
@@ -247,7 +251,7 @@ class _LegacyWorker:
             await self._drainer
 
 
-class Participant:
+class Participant(FailureHandling):
     """Base class of every participant.  See the module docstring for the two styles."""
 
     component: ClassVar[str] = ""
@@ -255,6 +259,9 @@ class Participant:
     icon: ClassVar[str] = DEFAULT_ICON
     inports: ClassVar[PortSpec | None] = None
     outports: ClassVar[PortSpec | None] = None
+    validate_outgoing: bool = os.environ.get("MSGFLO_VALIDATE_OUTGOING", "") not in ("", "0")
+    """Check what is sent against the outport's schema (``msgflo.testing`` turns it on);
+    incoming messages are always checked where the inport has a schema."""
 
     def __init__(
         self,
@@ -274,11 +281,7 @@ class Participant:
             "outports": self.outports,
         }
         self.role = role or ""
-        self.definition: dict[str, Any] = (
-            normalize_definition(self._raw_definition, self.role, legacy=self.legacy)
-            if self.role
-            else {}
-        )
+        self.definition: dict[str, Any] = self._define(self.role) if self.role else {}
         self.client: Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -291,6 +294,10 @@ class Participant:
         self._responder: DiscoveryResponder | None = None
         self._attached: set[str] = set()
         self._settle_listeners: list[Callable[[Message, bool], None]] = []
+        self._checks: dict[tuple[str, str], Callable[[Any], Invalid | None]] = {}
+        self._retries = Retries(self.role, self.definition.get("inports", []))
+        self._waiting: set[asyncio.Task[None]] = set()
+        """Messages waiting in this process to be tried again (brokers without delays)."""
         self.figures: ParticipantFigures | None = None
         """Counters of this participant while it runs with figures on (:mod:`msgflo.observe`)."""
         self._reporter: Reporter | None = None
@@ -299,7 +306,15 @@ class Participant:
 
     def set_role(self, role: str) -> None:
         self.role = role
-        self.definition = normalize_definition(self._raw_definition, role, legacy=self.legacy)
+        self.definition = self._define(role)
+        self._retries = Retries(role, self.definition["inports"])
+
+    def _define(self, role: str) -> dict[str, Any]:
+        """The discovery payload; each inport of ours also names its dead-letter queue, the
+        queue of the synthesized outport ``dead_<inport>`` (:mod:`msgflo.deadletter`)."""
+        definition = normalize_definition(self._raw_definition, role, legacy=self.legacy)
+        deadletter.mark(definition["inports"])
+        return definition
 
     @property
     def id(self) -> str:
@@ -344,10 +359,13 @@ class Participant:
         self._from_thread((_ACK, msg, None))
         return _DONE
 
-    def nack(self, msg: Message) -> Awaitable[None]:
+    def nack(self, msg: Message, reason: str | Mapping[str, Any] | None = None) -> Awaitable[None]:
+        """Fail ``msg``: it goes to the dead-letter port ``dead_<inport>`` with ``reason`` (a
+        text, or fields of one's own) beside the role, inport and time."""
+        why = deadletter.reason_for_nack(self.role, msg.port or "", reason)
         if self._on_loop_thread():
-            return self._settle(msg, ack=False)
-        self._from_thread((_NACK, msg, None))
+            return self._settle(msg, ack=False, reason=why)
+        self._from_thread((_NACK, msg, why))
         return _DONE
 
     async def _send(self, outport: str, data: Any) -> None:
@@ -356,6 +374,13 @@ class Participant:
             self.outport(outport)  # raises with the list of known ports
             raise KeyError(f"{self.role}: outport {outport!r} has no queue")
         assert self.client is not None
+        if self.validate_outgoing and (check := self._checks.get(("outports", outport))):
+            invalid = check(data)
+            if invalid is not None:
+                raise SchemaError(
+                    f"{self.role}: data sent on {outport!r} does not match its schema: "
+                    f"{invalid.error}"
+                )
         await self.client.send_to(QueueKind.OUT, queue, data)
         if self.figures is not None:
             self.figures.outports[outport].count += 1
@@ -365,7 +390,9 @@ class Participant:
         how tests see what a participant did with its input."""
         self._settle_listeners.append(listener)
 
-    async def _settle(self, msg: Message, *, ack: bool) -> None:
+    async def _settle(
+        self, msg: Message, *, ack: bool, reason: Mapping[str, Any] | None = None
+    ) -> None:
         if msg.settled:
             return
         for listener in self._settle_listeners:
@@ -375,10 +402,16 @@ class Participant:
         if msg.token is None or self.client is None:
             msg.acked, msg.nacked = ack, not ack
             return
+        if self._retries.tracked:
+            self._retries.settled(id(msg))
         if ack:
             await self.client.ack_message(msg)
-        else:
-            await self.client.nack_message(msg)
+            return
+        if reason is not None:
+            reason = {**reason, "queue": msg.queue}  # where msgflo-replay sends it back
+        await self.client.nack_message(msg, reason=reason)
+        if reason is not None:
+            await self._report_failure(reason)
 
     def _on_loop_thread(self) -> bool:
         return self._loop_thread is None or threading.get_ident() == self._loop_thread
@@ -399,6 +432,7 @@ class Participant:
             raise ValueError(f"{type(self).__name__}: no role given")
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
+        await self._load_schemas()
         interval = reporting_interval()
         if interval is not None:
             self.figures = ParticipantFigures.of(self.definition)
@@ -477,9 +511,12 @@ class Participant:
             if self._responder is not None:
                 await self._responder.remove(self.announce)
                 self._responder = None
+        for waiting in list(self._waiting):  # unsettled: the broker hands them out again
+            waiting.cancel()
         if self._worker is not None:
             await self._worker.stop()  # its thread may still send: keep it reachable until then
             self._worker = None
+        self._retries.close()
         if self._reporter is not None:
             await self._reporter.stop()
             self._reporter = None
@@ -495,15 +532,23 @@ class Participant:
     # -- message handling ---------------------------------------------------------------------
 
     def _make_handler(self, port: str) -> Callable[[Message], Awaitable[None]]:
+        """Messages taken from another topic for this port (:meth:`_attach`) count as this
+        port's: their dead letters go to ``dead-<inqueue>`` like the others'."""
+        inqueue = self.inport(port)["queue"]
+        check = self._checks.get(("inports", port))
         if self._sync_process:
             worker = self._worker
             assert worker is not None
             received = self.figures.inports[port] if self.figures is not None else None
 
             def legacy(msg: Message) -> Awaitable[None]:
-                msg.port = port
+                msg.port, msg.queue = port, inqueue
                 if received is not None:
                     received.count += 1
+                if check is not None and (invalid := check(msg.data)) is not None:
+                    return self._invalid(port, msg, invalid)
+                if msg.redelivered and self._poisoned(port, msg):
+                    return self._settle(msg, ack=False, reason=self._poison_reason(port, msg))
                 return worker.submit(port, msg)
 
             return legacy
@@ -513,9 +558,15 @@ class Participant:
         clock = time.perf_counter
 
         async def modern(msg: Message) -> None:
-            msg.port = port
+            msg.port, msg.queue = port, inqueue
             if counted is not None:
                 counted.count += 1
+            if check is not None and (invalid := check(msg.data)) is not None:
+                await self._invalid(port, msg, invalid)
+                return
+            if msg.redelivered and self._poisoned(port, msg):
+                await self._settle(msg, ack=False, reason=self._poison_reason(port, msg))
+                return
             started = clock() if timing is not None else 0.0
             try:
                 await self.process(port, msg)
@@ -527,24 +578,6 @@ class Participant:
                 timing.observe(clock() - started)
 
         return modern
-
-    async def _failed(self, port: str, msg: Message, exc: Exception) -> None:
-        """A failing ``process`` costs one message, never the participant."""
-        log.error("%s: process(%r) failed: %s: %s", self.role, port, type(exc).__name__, exc)
-        if self.figures is not None:
-            self.figures.errors += 1
-        if "error" in self._outqueues:
-            report = {
-                "error": str(exc),
-                "type": type(exc).__name__,
-                "inport": port,
-                "data": msg.data,
-            }
-            try:
-                await self._send("error", report)
-            except Exception as send_exc:
-                log.error("%s: could not send the error: %s", self.role, send_exc)
-        await self._settle(msg, ack=False)
 
 
 def component(

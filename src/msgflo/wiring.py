@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from msgflo import deadletter
 from msgflo.errors import NetworkError
 from msgflo.participant import queue_name
 from msgflo.transport import Binding, BindingType, Broker, QueueKind
@@ -26,8 +27,7 @@ PUBSUB = "msgflo/PubSub"
 VIRTUAL_COMPONENTS = frozenset({ROUNDROBIN, PUBSUB})
 """Nodes that are broker topology, not processes: never started, never discovered."""
 
-DEAD_LETTER_PREFIX = "dead_"
-"""``dead_in`` (or ``DEAD_IN``) is the outport that carries what inport ``in`` nacks."""
+DEAD_LETTER_PREFIX = deadletter.PREFIX
 
 ROUNDROBIN_PORTS = ("in", "out", "deadletter")
 
@@ -146,9 +146,7 @@ def find_queue(definition: Mapping[str, Any], direction: Direction, port: str) -
     raise WiringError(f"{role} has no {direction.value[:-1]} {port!r} (has: {known})")
 
 
-def dead_letter_queue(inqueue: str) -> str:
-    """Where a broker routes what is nacked on ``inqueue`` (msgflo-nodejs' dead-letter exchange)."""
-    return f"dead-{inqueue}"
+dead_letter_queue = deadletter.queue_of
 
 
 def discovery_resolver(definitions: Mapping[str, Mapping[str, Any]]) -> Resolver:

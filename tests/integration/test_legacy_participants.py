@@ -91,7 +91,9 @@ async def test_upper_announces_processes_and_survives_garbage(
         envelope = await next_item(observer.discovered)
         payload = envelope["payload"]
         assert set(payload) == {"id", "role", "component", "label", "icon", "inports", "outports"}
-        assert payload["inports"] == [{"id": "in", "type": "string", "queue": f"{role}/in"}]
+        assert payload["inports"] == [
+            {"id": "in", "type": "string", "queue": f"{role}/in", "deadletter": f"dead-{role}/in"}
+        ]
         await observer.send(f"{role}/in", "hello")
         assert await next_item(out) == "HELLO"
         await observer.send(f"{role}/in", 5)  # not a string: process raises

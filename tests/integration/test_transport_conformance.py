@@ -2,8 +2,7 @@
 
 Runs against the memory transport, Mosquitto and RabbitMQ; the two broker transports run twice,
 on their fast path and on their libraries' public API only (``?fastpath=0``).  Where a transport cannot do
-something by its nature (dead-lettering on MQTT), the test says so by its parameters, not by a
-skip.
+something by its nature, the test says so by its parameters, not by a skip.
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ from msgflo.transport import (
 from msgflo.transport.amqp import AmqpClient
 from msgflo.transport.mqtt import MqttClient
 from msgflo.transport.nats import NatsClient
+from msgflo.transport.reason import TRACEBACK_LIMIT
 from tests.brokers import MOSQUITTO, NATS, NATS_JETSTREAM, RABBITMQ, require_broker
 
 TRANSPORTS = [
@@ -233,9 +233,6 @@ async def test_competing_consumers_share_a_queue(env: Env) -> None:
     assert {worker for worker, _ in seen} == {0, 1}, "both consumers get work"
 
 
-@pytest.mark.parametrize(
-    "env", [p for p in TRANSPORTS if not str(p.id).startswith("mosquitto")], indirect=True
-)
 async def test_nacked_message_is_dead_lettered_not_redelivered(env: Env) -> None:
     broker = await env.broker()
     worker = await env.client()
@@ -261,6 +258,35 @@ async def test_nacked_message_is_dead_lettered_not_redelivered(env: Env) -> None
     await worker.send_to(QueueKind.IN, dead, "marker")
     assert (await get(dead_got)).data == "marker"
     assert seen == ["poison", "fine"], "a nacked message is not redelivered"
+
+
+async def test_dead_letter_carries_its_reason_beside_the_unchanged_payload(env: Env) -> None:
+    broker = await env.broker()
+    worker = await env.client()
+    tgt, dead = env.name("JOB"), env.name("DEAD")
+    dead_got = await env.inqueue(worker, dead)
+    await broker.add_binding(Binding("", tgt, BindingType.ROUNDROBIN, deadletter=dead))
+    await worker.create_queue(QueueKind.IN, tgt)
+    env.declared.append((QueueKind.IN, tgt))
+    env.declared.append((QueueKind.OUT, f"dead-{tgt}"))
+    huge = "x" * 1_000_000
+
+    async def work(message: Message) -> None:
+        why = {"reason": "error", "error": message.data, "attempt": 2, "traceback": huge}
+        await worker.nack_message(message, reason=why)
+
+    await worker.subscribe_to_queue(tgt, work)
+    binary = b"\xff\x00 not utf-8"
+    await worker.send_raw(QueueKind.IN, tgt, b'{"job": 1}')
+    await worker.send_raw(QueueKind.IN, tgt, binary)
+    first, second = await get(dead_got), await get(dead_got)
+    assert first.data == {"job": 1} and first.body == b'{"job": 1}'
+    assert first.reason is not None
+    assert first.reason["reason"] == "error" and first.reason["attempt"] == 2
+    assert first.reason["error"] == "{'job': 1}"
+    traceback = str(first.reason["traceback"])
+    assert len(traceback) == TRACEBACK_LIMIT and traceback.endswith("…"), "cut, never refused"
+    assert second.body == binary, "bytes that are not UTF-8 cross unchanged"
 
 
 async def test_settling_twice_is_harmless(env: Env) -> None:

@@ -160,7 +160,9 @@ async def test_discovery_message_has_exactly_the_original_keys() -> None:
     assert payload["role"] == "up" and payload["component"] == "demo/Upper"
     assert payload["id"].startswith("up-") and len(payload["id"]) > 5
     assert payload["label"] == "Upper-cases text"
-    assert payload["inports"] == [{"id": "in", "type": "string", "queue": "up.IN"}]
+    assert payload["inports"] == [
+        {"id": "in", "type": "string", "queue": "up.IN", "deadletter": "dead-up.IN"}
+    ]
     assert [p["queue"] for p in payload["outports"]] == ["up.OUT", "up.ERROR"]
     await broker.disconnect()
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
 import msgflo
+from msgflo.deadletter import FAILURES_CHANNEL
 from msgflo.observe.figures import FIGURES_CHANNEL
 from msgflo.participant import LEGACY_INFLIGHT
 from msgflo.transport import Address, Message, QueueKind
@@ -34,7 +36,7 @@ class RecordingClient(MemoryClient):
             self.all_settled.set()
 
     async def send_raw(self, kind: QueueKind, name: str, body: bytes) -> None:
-        if name != FIGURES_CHANNEL:  # the participant's own figures are not its output
+        if name not in (FAILURES_CHANNEL, FIGURES_CHANNEL):  # reports, not its output
             self.log.append(("send", body))
         await super().send_raw(kind, name, body)
 
@@ -43,10 +45,16 @@ class RecordingClient(MemoryClient):
         self._note_settled()
         await super().ack_message(message)
 
-    async def nack_message(self, message: Message, *, requeue: bool = False) -> None:
+    async def nack_message(
+        self,
+        message: Message,
+        *,
+        requeue: bool = False,
+        reason: Mapping[str, Any] | None = None,
+    ) -> None:
         self.log.append(("nack", message.data))
         self._note_settled()
-        await super().nack_message(message, requeue=requeue)
+        await super().nack_message(message, requeue=requeue, reason=reason)
 
 
 class TwoThenAck(msgflo.Participant):

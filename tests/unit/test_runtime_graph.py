@@ -147,7 +147,7 @@ async def test_errors_name_the_problem_and_change_nothing(rig: Rig, peer: Peer) 
         (
             "addedge",
             {"src": ref("A", "nope"), "tgt": ref("A", "in"), "graph": G},
-            "node A (core/Repeat) has no outport 'nope' (has: out)",
+            "node A (core/Repeat) has no outport 'nope' (has: out, dead_in)",
         ),
         (
             "addedge",

@@ -61,7 +61,7 @@ async def test_component_list_has_typed_ports_and_ends_with_count(peer: Peer) ->
     assert repeat["icon"] == "forward"
     assert repeat["description"] == "Sends on what it gets."
     assert repeat["inPorts"] == [{"id": "in", "type": "all"}]
-    assert repeat["outPorts"] == [{"id": "out", "type": "all"}]
+    assert repeat["outPorts"] == [{"id": "out", "type": "all"}, {"id": "dead_in", "type": "all"}]
 
 
 async def test_getsource_of_graph_component_and_declaration(rig: Rig, peer: Peer) -> None:

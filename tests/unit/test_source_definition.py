@@ -85,5 +85,9 @@ def test_component_list_shows_ports_of_a_python_component_nobody_has_run(tmp_pat
     [component] = [c for c in library.components.values() if c.name == "Accumulate"]
     payload = component_payload(component, library)
     assert [p["id"] for p in payload["inPorts"]] == ["add", "reset"]
-    assert payload["outPorts"] == [{"id": "total", "type": "number"}]
+    assert payload["outPorts"] == [
+        {"id": "total", "type": "number"},
+        {"id": "dead_add", "type": "number"},
+        {"id": "dead_reset", "type": "number"},
+    ]
     assert payload["description"] == "Adds what arrives on add; reset sets the total"

@@ -4,7 +4,8 @@ Against the original: on AMQP an existing queue is read as the original reads it
 (an exchange) through a private queue that goes away with the command, so a dump never leaves a
 queue behind that fills forever; a name that is neither is an error (with the right-case name
 when there is one).  ``--follow`` prints messages as they arrive, ``--timeout`` ends a wait that
-would otherwise last forever, and non-JSON payloads are printed as JSON strings.
+would otherwise last forever, and non-JSON payloads are printed as JSON strings.  A dead letter
+is printed with its reason beside its data.
 """
 
 from __future__ import annotations
@@ -23,8 +24,13 @@ from msgflo.transport import Message, get_client
 
 
 def _printable(message: Message) -> Any:
+    """The data; a dead letter's as ``{"data": ..., "deadletter": <reason>}``, so that the
+    payload that failed and why are both shown (docs/deadletters.md)."""
     data = message.data
-    return data.decode("latin-1") if isinstance(data, bytes) else data
+    printable = data.decode("latin-1") if isinstance(data, bytes) else data
+    if message.reason is not None:
+        return {"data": printable, "deadletter": message.reason}
+    return printable
 
 
 async def dump(
@@ -109,6 +115,9 @@ def main(
     connect_timeout: float,
 ) -> None:
     """Print the data of AMOUNT messages from a queue as JSON (one value, or a list).
+
+    A dead letter (read from a dead_<inport> queue or the queue of a DEAD_ edge) is printed as
+    {"data": ..., "deadletter": {"reason": ..., "error": ...}}.
 
     On AMQP an existing queue is read (its messages are taken, as its consumers would take
     them); an outport is copied through a private queue that is deleted when the command ends.

@@ -40,8 +40,10 @@ def _start(
     program: str,
 ) -> None:
     initial = parse_iips(iips)
+    with one_line_errors(program):  # a port declaration that makes no sense
+        participant = instantiate(target, role)
     run_participants(
-        [instantiate(target, role)],
+        [participant],
         broker,
         iips=initial,
         connect_timeout=connect_timeout,

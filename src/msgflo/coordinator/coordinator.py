@@ -27,6 +27,7 @@ from msgflo.coordinator.binder import Applied, Binder
 from msgflo.coordinator.discovery import Arrivals, Discovery
 from msgflo.coordinator.edits import GraphEdits, Role
 from msgflo.coordinator.events import CoordinatorError, Event, EventKind, Events, Listener
+from msgflo.coordinator.failures import Failures
 from msgflo.coordinator.initials import Initials
 from msgflo.coordinator.ledger import LEDGER_FILE, Ledger, default_path
 from msgflo.coordinator.registry import (
@@ -133,6 +134,7 @@ class Coordinator(GraphEdits):
         )
         self.arrivals = Arrivals(self._take_in, self._take_in_failed)
         self.discovery = Discovery(broker, self.events, self.arrivals.add, self.binder.can_answer)
+        self.failures = Failures(broker, self.events)
         self.applied = Applied(self.binder, self.events)
         self.observers = Observers(broker, self.registry, self.events)
         self._lock = asyncio.Lock()
@@ -185,6 +187,7 @@ class Coordinator(GraphEdits):
         await self.broker.connect()
         if not self.options.static:
             await self.discovery.start()
+            await self.failures.start()
         self._spawn(expire_forever(self.registry, self.options.discovery_period, self._expired))
 
     async def stop(self) -> None:

@@ -8,9 +8,13 @@ first participant announces itself.
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
+from msgflo import deadletter
 from msgflo.foreign import DeclarationError, load_declaration
 from msgflo.library import Component, Library
 from msgflo.runtime.protocol.payloads import ComponentPayload
@@ -36,10 +40,17 @@ def port_definitions(ports: Any) -> list[dict[str, Any]]:
         }
         for key in PORT_FIELDS:
             value = port.get(key)
+            if key == "schema" and isinstance(value, Mapping):
+                value = schema_uri(value)
             if value is not None and _fits(key, value):
                 definition[key] = value
         out.append(definition)
     return out
+
+
+def schema_uri(schema: Mapping[str, Any]) -> str:
+    """fbp-protocol wants a link to a port's schema: an inline one becomes a ``data:`` URI."""
+    return "data:application/schema+json," + urllib.parse.quote(orjson.dumps(schema).decode())
 
 
 def _fits(key: str, value: Any) -> bool:
@@ -71,7 +82,8 @@ def component_payload(component: Component, library: Library) -> ComponentPayloa
         "name": component.name,
         "subgraph": component.path is not None and component.path.suffix in GRAPH_LANGUAGES,
         "inPorts": port_definitions(definition.get("inports")),
-        "outPorts": port_definitions(definition.get("outports")),
+        "outPorts": port_definitions(definition.get("outports"))
+        + port_definitions(deadletter.ports_of(definition)),
     }
     description = definition.get("description") or definition.get("label")
     if isinstance(description, str) and description:

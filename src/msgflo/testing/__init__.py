@@ -53,9 +53,9 @@ class ParticipantProbe:
         await self.client.subscribe_to_queue(queue, keep)
 
     async def _capture_dead(self, port: str, queue: str) -> None:
-        """Nacked messages of an inport go to the exchange ``dead-<queue>`` (AMQP and memory):
-        watching that exchange keeps them for :meth:`receive_dead` without taking them from
-        anyone else who consumes the dead-letter queue."""
+        """Failed messages of an inport go to ``dead-<queue>`` (an exchange on RabbitMQ and
+        memory, a topic on MQTT, a subject on NATS): watching it keeps them for
+        :meth:`receive_dead` without taking them from anyone who consumes the dead letters."""
         received: asyncio.Queue[Any] = asyncio.Queue()
         self._dead[port] = received
 
@@ -84,8 +84,8 @@ class ParticipantProbe:
         return (await self.receive_message(port, timeout)).data
 
     async def receive_dead(self, port: str, timeout: float = 5.0) -> Any:
-        """The data of the next message the participant dead-lettered from inport ``port``
-        (brokers with dead-letter exchanges: memory and RabbitMQ)."""
+        """The data of the next message the participant dead-lettered from inport ``port``:
+        the payload that failed, as it came."""
         if port not in self._dead:
             self.participant.inport(port)  # raises, naming the ports it has
             raise AssertionError(f"dead letters are not captured on {self.client.url}")
@@ -112,6 +112,7 @@ async def participant(
     client = get_broker(broker or f"memory://test-{uuid.uuid4().hex}")
     await client.connect()
     running = instantiate(target, role)
+    running.validate_outgoing = True
     probe = ParticipantProbe(running, client)
     try:
         for port in running.definition["outports"]:

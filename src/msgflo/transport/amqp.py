@@ -54,7 +54,7 @@ import logging
 import ssl
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -84,6 +84,13 @@ from msgflo.transport.base import (
     QueueKind,
     TransportError,
     decode,
+)
+from msgflo.transport.reason import (
+    RETRY_HEADER,
+    RETRY_QUEUE_PREFIX,
+    attempt_of,
+    from_headers,
+    to_headers,
 )
 from msgflo.transport.reconnect import cause, connect_error, supervise
 from msgflo.transport.tls import TLS_OPTIONS, client_context
@@ -422,7 +429,6 @@ def _bind_exchange(destination: str, source: str) -> _Op:
 
 class AmqpClient(Client):
     scheme = "amqp"
-    dead_letters = True
     counts_queues = True
 
     def __init__(self, address: Address, *, connect_timeout: float = 30.0) -> None:
@@ -727,6 +733,7 @@ class AmqpClient(Client):
         *,
         mandatory: bool = False,
         expiration: float | None = None,
+        headers: dict[str, Any] | None = None,
     ) -> None:
         """Publish on a channel of its own and wait for the confirm.
 
@@ -736,6 +743,7 @@ class AmqpClient(Client):
         properties = spec.Basic.Properties(
             delivery_mode=self._properties.delivery_mode,
             expiration=None if expiration is None else str(int(expiration * 1000)),
+            headers=headers,
         )
         target = f"exchange {exchange!r}" if exchange else f"queue {routing_key!r}"
         while True:
@@ -919,11 +927,86 @@ class AmqpClient(Client):
         message.acked = True
         self._settle(message, ack=True)
 
-    async def nack_message(self, message: Message, *, requeue: bool = False) -> None:
+    async def nack_message(
+        self,
+        message: Message,
+        *,
+        requeue: bool = False,
+        reason: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Without ``reason`` the broker dead-letters (``x-death``), as msgflo-nodejs does; with
+        one, the message is published to the exchange ``dead-<queue>`` with the reason in
+        headers and confirmed before the delivery is acked (at least once, never lost)."""
         if message.settled:
             return
+        if reason is None or requeue or not isinstance(message.token, _Token):
+            message.nacked = True
+            self._settle(message, ack=False, requeue=requeue)
+            return
+        try:
+            await self._dead_letter(message.queue, message.body, to_headers(reason))
+        except TransportError as exc:
+            log.error("%s; letting the broker dead-letter it without its reason", exc)
+            message.nacked = True
+            self._settle(message, ack=False)
+            return
         message.nacked = True
-        self._settle(message, ack=False, requeue=requeue)
+        self._settle(message, ack=True)
+
+    async def retry_later(self, message: Message, delay: float, attempt: int) -> bool:
+        """Through a delay queue ``retry-<queue>-<ms>`` whose TTL sends its messages back to
+        ``queue``: one queue per delay, because RabbitMQ expires messages only at a queue's
+        head.  The delivery is acked once the broker has confirmed the delayed copy."""
+        if message.settled or not isinstance(message.token, _Token):
+            return False
+        ms = max(int(delay * 1000), 1)
+        parking = f"{RETRY_QUEUE_PREFIX}{message.queue}-{ms}ms"
+        arguments = {
+            "x-message-ttl": ms,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": message.queue,
+        }
+        await self._declare(
+            _declare_queue(parking, durable=True, arguments=arguments),
+            f"declaring the retry queue {parking!r}",
+            key=("queue", parking),
+            exists_ok=True,
+        )
+        await self._publish_apart("", parking, message.body, headers={RETRY_HEADER: attempt})
+        message.acked = True
+        self._settle(message, ack=True)
+        return True
+
+    async def _dead_letter(self, queue: str, body: bytes, headers: dict[str, Any]) -> None:
+        """Publish to ``dead-<queue>`` (declared as msgflo-nodejs declares it); a dead letter no
+        queue takes is parked in a durable queue of that name instead of vanishing."""
+        exchange = f"dead-{queue}"
+        await self._ensure_exchange(exchange)
+        try:
+            await self._publish_apart(exchange, "", body, mandatory=True, headers=headers)
+            return
+        except aiormq.exceptions.PublishError:
+            pass
+        log.warning(
+            "no queue takes the dead letters of %r: parked in queue %r (see msgflo-replay)",
+            queue,
+            exchange,
+        )
+        await self._declare(
+            _declare_queue(exchange, durable=True),
+            f"declaring the parking queue {exchange!r}",
+            key=("queue", exchange),
+            exists_ok=True,
+        )
+        await self._declare(
+            _bind_queue(exchange, exchange),
+            f"binding the parking queue {exchange!r}",
+            key=("qbind", exchange, exchange),
+        )
+        try:
+            await self._publish_apart(exchange, "", body, mandatory=True, headers=headers)
+        except aiormq.exceptions.PublishError:
+            raise TransportError(f"dead letter of {queue!r} returned by the broker") from None
 
     def _settle(self, message: Message, *, ack: bool, requeue: bool = False) -> None:
         if isinstance(message.token, _Token):
@@ -981,6 +1064,12 @@ class AmqpClient(Client):
     def _deliver_to(self, queue: str, handler: MessageHandler, *, ack: bool = False) -> _Process:
         async def process(raw: DeliveredMessage, token: _Token | None) -> None:
             message = Message.from_body(queue, raw.body, token)
+            headers = raw.header.properties.headers
+            if headers:
+                message.reason = from_headers(headers)
+                message.attempt = attempt_of(headers)
+            if raw.redelivered:
+                message.redelivered = True
             try:
                 await handler(message)
             except Exception:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 from urllib.parse import parse_qs, urlsplit
@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from msgflo.errors import ConnectError
+from msgflo.transport.reason import unwrap
 
 DISCOVERY_QUEUE = "fbp"
 """Queue (AMQP) or topic (MQTT) that carries discovery messages, as in every msgflo library."""
@@ -92,10 +93,23 @@ class Message:
     port: str | None = None
     acked: bool = False
     nacked: bool = False
+    reason: dict[str, str | int] | None = None
+    """Why the message was dead-lettered, when it is a dead letter (see
+    :mod:`msgflo.transport.reason`); ``data`` is then the payload that failed, unchanged."""
+    attempt: int = 1
+    """Which try at processing this is: above 1 for a message sent back by a retry policy."""
+    redelivered: bool = False
+    """The broker handed it out before without a settlement (the consumer went away)."""
 
     @classmethod
     def from_body(cls, queue: str, body: bytes, token: Any = None) -> Message:
         return cls(queue=queue, body=body, data=decode(body), token=token)
+
+    @classmethod
+    def from_envelope(cls, queue: str, body: bytes, token: Any = None) -> Message:
+        """For brokers that carry a dead letter's reason in an envelope (MQTT, NATS)."""
+        original, reason = unwrap(body)
+        return cls(queue=queue, body=original, data=decode(original), token=token, reason=reason)
 
     @classmethod
     def from_data(cls, queue: str, data: Any, port: str | None = None) -> Message:
@@ -292,18 +306,34 @@ class Client(ABC):
         """
 
     @abstractmethod
-    async def nack_message(self, message: Message, *, requeue: bool = False) -> None:
-        """Settle ``message`` as failed: dead-lettered (when a binding names a deadletter
-        queue) or dropped, or put back in the queue with ``requeue``.  Transports that cannot
-        reject (MQTT) only mark it settled."""
+    async def nack_message(
+        self,
+        message: Message,
+        *,
+        requeue: bool = False,
+        reason: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Settle ``message`` as failed, or put it back in the queue with ``requeue``.
+
+        A failed message goes to ``dead-<queue>`` (``message.queue``), where a round-robin
+        binding's deadletter queue picks it up.  With ``reason`` it carries why (see
+        :mod:`msgflo.transport.reason`): RabbitMQ and memory in headers, MQTT and NATS in an
+        envelope.  Where nothing takes dead letters the fate is the transport's (see
+        docs/deadletters.md), always with a log line; a reason never makes the nack fail."""
+
+    async def retry_later(self, message: Message, delay: float, attempt: int) -> bool:
+        """Bring ``message`` back to its queue after ``delay`` seconds as try ``attempt``,
+        without holding the consumer, and settle this delivery; ``False`` where the broker
+        cannot delay a message (the participant then waits in its own process)."""
+        return False
 
     supports_attach: ClassVar[bool] = False
     """Whether a consumer may subscribe to a source queue itself (MQTT, which has no
     broker-side bindings): see :mod:`msgflo.control`."""
 
-    dead_letters: ClassVar[bool] = False
-    """Whether a nacked message goes to the exchange ``dead-<queue>`` of its inqueue (brokers
-    with dead-letter exchanges), where a queue of that name bound to it collects them."""
+    dead_letters: ClassVar[bool] = True
+    """Whether a nacked message goes to ``dead-<queue>`` of its inqueue, where
+    :meth:`Broker.subscribe_data` on ``dead-<queue>`` sees it (every transport here does)."""
 
     async def attach(self, source: str, handler: MessageHandler, *, group: str) -> None:
         """Consume ``source`` as if it were bound to one of our queues; consumers that attach

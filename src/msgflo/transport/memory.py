@@ -14,6 +14,7 @@ import contextlib
 import itertools
 import logging
 from collections import defaultdict, deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,8 +33,12 @@ from msgflo.transport.base import (
     TransportError,
     decode,
 )
+from msgflo.transport.reason import Reason, bounded
 
 log = logging.getLogger(__name__)
+
+_Item = bytes | tuple[bytes, Reason]
+"""What a queue holds: a body, or a dead letter's body with its reason (its "headers")."""
 
 _ids = itertools.count(1)
 
@@ -45,33 +50,37 @@ class _Queue:
 
     name: str
     dead_letter: str
-    backlog: deque[bytes] = field(default_factory=deque)
+    backlog: deque[_Item] = field(default_factory=deque)
     consumers: list[_Consumer] = field(default_factory=list)
     turn: int = 0
 
-    def put(self, body: bytes) -> None:
+    def put(self, item: _Item) -> None:
         if not self.consumers:
-            self.backlog.append(body)
+            self.backlog.append(item)
             return
         self.turn = (self.turn + 1) % len(self.consumers)
-        self.consumers[self.turn].inbox.put_nowait(body)
+        self.consumers[self.turn].inbox.put_nowait(item)
 
     def attach(self, consumer: _Consumer) -> None:
         self.consumers.append(consumer)
         while self.backlog:
             self.put(self.backlog.popleft())
 
-    def detach(self, consumer: _Consumer, leftovers: list[bytes]) -> None:
+    def detach(self, consumer: _Consumer, leftovers: list[_Item]) -> None:
         self.consumers.remove(consumer)
-        for body in leftovers:
-            self.put(body)
+        for item in leftovers:
+            self.put(item)
 
 
 @dataclass(eq=False)
 class _Delivery:
     queue: _Queue
-    body: bytes
+    item: _Item
     consumer: _Consumer
+
+    @property
+    def body(self) -> bytes:
+        return self.item[0] if isinstance(self.item, tuple) else self.item
 
 
 class _Consumer:
@@ -81,7 +90,7 @@ class _Consumer:
         self.hub = hub
         self.queue = queue
         self.handler = handler
-        self.inbox: asyncio.Queue[bytes] = asyncio.Queue()
+        self.inbox: asyncio.Queue[_Item] = asyncio.Queue()
         self.unacked: set[_Delivery] = set()
         self.task = asyncio.get_running_loop().create_task(self._run())
         queue.attach(self)
@@ -89,10 +98,13 @@ class _Consumer:
     async def _run(self) -> None:
         inbox = self.inbox
         while True:
-            body = await inbox.get()
-            delivery = _Delivery(self.queue, body, self)
+            item = await inbox.get()
+            delivery = _Delivery(self.queue, item, self)
             self.unacked.add(delivery)
-            message = Message(queue=self.queue.name, body=body, data=decode(body), token=delivery)
+            body, reason = item if isinstance(item, tuple) else (item, None)
+            message = Message(
+                queue=self.queue.name, body=body, data=decode(body), token=delivery, reason=reason
+            )
             try:
                 await self.handler(message)
             except Exception:
@@ -101,21 +113,34 @@ class _Consumer:
                     message.nacked = True
                     self.settle(delivery, dead_letter=True)
 
-    def settle(self, delivery: _Delivery, *, dead_letter: bool, requeue: bool = False) -> None:
+    def settle(
+        self,
+        delivery: _Delivery,
+        *,
+        dead_letter: bool,
+        requeue: bool = False,
+        reason: Reason | None = None,
+    ) -> None:
         if delivery not in self.unacked:
             return
         self.unacked.discard(delivery)
         if requeue:
-            self.queue.put(delivery.body)
+            self.queue.put(delivery.item)
         elif dead_letter:
-            self.hub.publish(self.queue.dead_letter, delivery.body)
+            item: _Item = delivery.body if reason is None else (delivery.body, reason)
+            if not self.hub.publish(self.queue.dead_letter, item):
+                log.warning(
+                    "dead letter of memory queue %r dropped: nothing is bound to %r",
+                    self.queue.name,
+                    self.queue.dead_letter,
+                )
 
     async def stop(self) -> None:
         """Unfinished and unacked messages go back to the queue, as when a consumer dies."""
         self.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
-        leftovers = [d.body for d in self.unacked]
+        leftovers = [d.item for d in self.unacked]
         while not self.inbox.empty():
             leftovers.append(self.inbox.get_nowait())
         self.unacked.clear()
@@ -140,16 +165,22 @@ class _Hub:
     def declare_exchange(self, name: str) -> set[str]:
         return self.exchanges.setdefault(name, set())
 
-    def publish(self, exchange: str, body: bytes) -> None:
-        """Fan out to every queue bound to ``exchange`` (and to linked exchanges)."""
-        for binding, handler in self.observers.get(exchange, ()):
+    def publish(self, exchange: str, item: _Item) -> bool:
+        """Fan out to every queue bound to ``exchange`` (and to linked exchanges); whether
+        anyone (a queue or an observer) took it."""
+        body = item[0] if isinstance(item, tuple) else item
+        observers = self.observers.get(exchange, ())
+        for binding, handler in observers:
             _spawn(handler(binding, decode(body)))
+        taken = bool(observers)
         for queue_name in self.exchanges.get(exchange, ()):
             queue = self.queues.get(queue_name)
             if queue is not None:
-                queue.put(body)
+                queue.put(item)
+                taken = True
         for linked in self.exchange_links.get(exchange, ()):
-            self.publish(linked, body)
+            taken = self.publish(linked, item) or taken
+        return taken
 
 
 _background: set[asyncio.Task[None]] = set()
@@ -171,7 +202,6 @@ def _hub_for(address: Address) -> _Hub:
 
 class MemoryClient(Client):
     scheme = "memory"
-    dead_letters = True
     counts_queues = True
 
     def __init__(self, address: Address, *, connect_timeout: float = 30.0) -> None:
@@ -231,16 +261,29 @@ class MemoryClient(Client):
         self._settle(message, dead_letter=False)
         message.acked = True
 
-    async def nack_message(self, message: Message, *, requeue: bool = False) -> None:
-        self._settle(message, dead_letter=True, requeue=requeue)
+    async def nack_message(
+        self,
+        message: Message,
+        *,
+        requeue: bool = False,
+        reason: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._settle(
+            message,
+            dead_letter=True,
+            requeue=requeue,
+            reason=None if reason is None else bounded(reason),
+        )
         message.nacked = True
 
     @staticmethod
-    def _settle(message: Message, *, dead_letter: bool, requeue: bool = False) -> None:
+    def _settle(
+        message: Message, *, dead_letter: bool, requeue: bool = False, reason: Reason | None = None
+    ) -> None:
         delivery = message.token
         if message.settled or not isinstance(delivery, _Delivery):
             return
-        delivery.consumer.settle(delivery, dead_letter=dead_letter, requeue=requeue)
+        delivery.consumer.settle(delivery, dead_letter=dead_letter, requeue=requeue, reason=reason)
 
     async def send_discovery(self, body: bytes) -> None:
         self.hub.publish(DISCOVERY_QUEUE, body)

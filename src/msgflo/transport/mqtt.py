@@ -37,8 +37,8 @@ import contextlib
 import logging
 import uuid
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import aiomqtt
 import orjson
@@ -60,6 +60,7 @@ from msgflo.transport.base import (
     decode,
     encode,
 )
+from msgflo.transport.reason import unwrap, wrap
 from msgflo.transport.reconnect import cause, connect_error, supervise
 from msgflo.transport.tls import client_context
 
@@ -608,7 +609,9 @@ class MqttClient(Client):
             await route.queue.stop()
 
         async def deliver(topic: str, body: bytes) -> None:
-            message = Message.from_body(topic, body)
+            # The token marks a delivery (which a participant settles on the broker) apart
+            # from data handed to it directly; MQTT has no handle of its own to put there.
+            message = Message.from_envelope(topic, body, token=topic)
             try:
                 await handler(message)
             except Exception:
@@ -694,10 +697,31 @@ class MqttClient(Client):
         if not message.settled:
             message.acked = True
 
-    async def nack_message(self, message: Message, *, requeue: bool = False) -> None:
-        """Marks the message settled; MQTT cannot reject or requeue a delivered message."""
-        if not message.settled:
-            message.nacked = True
+    async def nack_message(
+        self,
+        message: Message,
+        *,
+        requeue: bool = False,
+        reason: Mapping[str, Any] | None = None,
+    ) -> None:
+        """MQTT cannot reject a delivered message: the client publishes it to the topic
+        ``dead-<queue>`` itself, with ``reason`` in an envelope (:func:`reason.wrap`).  A
+        broker drops a publish nobody subscribes to, so each dead letter is logged here.
+        ``requeue`` only marks the message settled: MQTT cannot take a message back."""
+        if message.settled:
+            return
+        message.nacked = True
+        if requeue:
+            return
+        dead = f"dead-{message.queue}"
+        body = message.body if reason is None else wrap(message.body, reason)
+        log.warning(
+            "dead letter of %r published to topic %r (the broker drops it unless a DEAD_ edge "
+            "or a subscriber takes it)",
+            message.queue,
+            dead,
+        )
+        await self._send(dead, body, self._qos)
 
 
 def _binding(entry: dict[str, str]) -> Binding:
@@ -713,19 +737,21 @@ def _binding(entry: dict[str, str]) -> Binding:
 class MqttBroker(MqttClient, Broker):
     """Bindings are forwarded by this process, as the original's Binder did.
 
-        For each binding source topic the broker holds a plain subscription and republishes every
-        body, byte for byte, to every topic reachable from it through bindings.  Sending each
-        reachable topic one copy straight away (instead of letting copies come back and hop on)
-        is what makes chains work and cycles terminate: a copy this broker published is recognised
-        when it comes back and is not forwarded again.  Round-robin bindings forward like pubsub
-        bindings (MQTT has no broker-side queue to share), and ``deadletter`` has no effect because
-        MQTT cannot reject a message.  Bindings live in this process only, as in the original; the
-    coordinator publishes them (:meth:`announce_bindings`) so that other processes can see them.
+    For each binding source topic the broker holds a plain subscription and republishes every
+    body, byte for byte, to every topic reachable from it through bindings.  Sending each
+    reachable topic one copy straight away (instead of letting copies come back and hop on)
+    is what makes chains work and cycles terminate: a copy this broker published is recognised
+    when it comes back and is not forwarded again.  Round-robin bindings forward like pubsub
+    bindings (MQTT has no broker-side queue to share).  A ``deadletter`` forwards the topic
+    ``dead-<tgt>``, where participants publish what they fail, to the deadletter queue's topic.
+    Bindings live in this process only, as in the original; the coordinator publishes them
+    (:meth:`announce_bindings`) so that other processes can see them.
     """
 
     def __init__(self, address: Address, *, connect_timeout: float = 30.0) -> None:
         super().__init__(address, connect_timeout=connect_timeout)
         self._bindings: dict[tuple[str, str], Binding] = {}
+        self._made: list[Binding] = []
         self._data: dict[str, list[tuple[Binding, DataHandler]]] = {}
         self._participant_handlers: list[MessageHandler] = []
         self._targets: dict[str, tuple[str, ...]] = {}
@@ -852,7 +878,7 @@ class MqttBroker(MqttClient, Broker):
                 await self._send(target, body, self._qos)
         subscribers = self._data.get(topic)
         if subscribers:
-            data = decode(body)
+            data = decode(unwrap(body)[0])
             for binding, handler in list(subscribers):
                 try:
                     await handler(binding, data)
@@ -873,24 +899,34 @@ class MqttBroker(MqttClient, Broker):
         )
         await self._set_observer(topic, self._observe if needed else None)
 
+    @staticmethod
+    def _forwards(binding: Binding) -> list[tuple[str, str]]:
+        """The topic pairs a binding forwards: its edge, and its dead letters."""
+        pairs = [(binding.src, binding.tgt)] if binding.src else []
+        if binding.deadletter and binding.tgt:
+            pairs.append((f"dead-{binding.tgt}", binding.deadletter))
+        return pairs
+
     async def add_binding(self, binding: Binding) -> None:
-        key = (binding.src, binding.tgt)
-        if key in self._bindings:
+        if binding in self._made:
             return
-        self._bindings[key] = binding
-        self._targets.clear()
-        if binding.src:
-            await self._refresh_observer(binding.src)
+        self._made.append(binding)
+        for src, tgt in self._forwards(binding):
+            self._bindings[(src, tgt)] = binding
+            self._targets.clear()
+            await self._refresh_observer(src)
 
     async def remove_binding(self, binding: Binding) -> None:
-        if self._bindings.pop((binding.src, binding.tgt), None) is None:
+        if binding not in self._made:
             return
-        self._targets.clear()
-        if binding.src:
-            await self._refresh_observer(binding.src)
+        self._made.remove(binding)
+        for src, tgt in self._forwards(binding):
+            self._bindings.pop((src, tgt), None)
+            self._targets.clear()
+            await self._refresh_observer(src)
 
     async def list_bindings(self) -> list[Binding]:
-        return list(self._bindings.values())
+        return list(self._made)
 
     async def subscribe_data(self, binding: Binding, handler: DataHandler) -> None:
         self._data.setdefault(binding.src, []).append((binding, handler))

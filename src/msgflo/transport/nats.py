@@ -43,7 +43,7 @@ import os
 import re
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +81,7 @@ from msgflo.transport.base import (
     TransportError,
     decode,
 )
+from msgflo.transport.reason import unwrap, wrap
 
 log = logging.getLogger(__name__)
 
@@ -618,7 +619,7 @@ class NatsClient(Client):
     async def _deliver(
         self, name: str, body: bytes, token: _Token, handler: MessageHandler
     ) -> None:
-        message = Message(name, body, decode(body), token)
+        message = Message.from_envelope(name, body, token)
         try:
             await handler(message)
         except Exception:
@@ -651,7 +652,13 @@ class NatsClient(Client):
         if isinstance(token, _Token) and token.jetstream:
             await self._settle_jetstream(token, ACK)
 
-    async def nack_message(self, message: Message, *, requeue: bool = False) -> None:
+    async def nack_message(
+        self,
+        message: Message,
+        *,
+        requeue: bool = False,
+        reason: Mapping[str, Any] | None = None,
+    ) -> None:
         """Requeue (JetStream only; core NATS cannot take a message back), or send the body to
         ``dead-<queue>`` where a round-robin binding's dead-letter queue picks it up."""
         if message.settled:
@@ -663,7 +670,14 @@ class NatsClient(Client):
         if requeue and token.jetstream:
             await self._settle_jetstream(token, NAK)
             return
-        done = await self._publish(token.dead, message.body, wait=True)
+        body = message.body if reason is None else wrap(message.body, reason)
+        log.warning(
+            "dead letter of %r published to subject %r (dropped unless a DEAD_ edge, a "
+            "subscriber or a stream takes it)",
+            message.queue,
+            token.dead,
+        )
+        done = await self._publish(token.dead, body, wait=True)
         if token.jetstream:
             if done is not None:
                 with contextlib.suppress(TransportError):
@@ -819,7 +833,9 @@ class NatsBroker(NatsClient, Broker):
             await self._ensure_stream(src, None)
 
         async def forward(message: Message) -> None:
-            done = await self._publish(tgt, message.body, wait=True)
+            # As it came: a dead letter's envelope travels on with its reason.
+            body = message.body if message.reason is None else wrap(message.body, message.reason)
+            done = await self._publish(tgt, body, wait=True)
             if done is not None:
                 await done
             await self.ack_message(message)
@@ -852,7 +868,7 @@ class NatsBroker(NatsClient, Broker):
 
         async def observe(msg: Msg) -> None:
             try:
-                await handler(binding, decode(msg.data))
+                await handler(binding, decode(unwrap(msg.data)[0]))
             except Exception:
                 log.exception("data handler for %s failed", binding.src)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
+from msgflo import deadletter
 from msgflo.graph import Graph
 from msgflo.graph.model import PortRef
 from msgflo.runtime.components import definition_of
@@ -46,10 +47,13 @@ def check_port(
     found = req.runtime.library.find(node.component)
     if found is None:
         return
-    ports = definition_of(found, req.runtime.library).get(kind)
+    definition = definition_of(found, req.runtime.library)
+    ports = definition.get(kind)
     if not isinstance(ports, list) or not ports:
         return
     names = [str(p.get("id")) for p in ports if isinstance(p, dict)]
+    if kind == "outports":
+        names += [p["id"] for p in deadletter.ports_of(definition)]
     if ref.port.lower() not in (n.lower() for n in names):
         raise ProtocolError(
             f"node {ref.node} ({node.component}) has no {kind[:-1]} {ref.port!r} "
