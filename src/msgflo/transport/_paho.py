@@ -308,10 +308,20 @@ class FastLink:
 
     async def close(self) -> None:
         session = self.session
-        # Queuing DISCONNECT makes paho ask aiomqtt to watch the socket for writing (a watch set
-        # on the next loop turn), then paho writes the packet itself and closes the socket: the
-        # watch would land on a closed descriptor, an "Exception in callback" at every stop.
-        self._paho.on_socket_register_write = None
+        # Queuing DISCONNECT makes paho ask aiomqtt to watch the socket for writing, which
+        # aiomqtt sets up a loop turn later; the packet may be written and the socket closed
+        # before then, and the late watch fails on the closed descriptor ("Exception in
+        # callback" at every stop).  Watching at once, on this thread, keeps the order.
+        loop = asyncio.get_running_loop()
+
+        def watch_now(client: paho.Client, _userdata: Any, sock: Any) -> None:
+            def write() -> None:
+                with contextlib.suppress(Exception):  # closing: nothing to report it to
+                    client.loop_write()
+
+            loop.add_writer(sock.fileno(), write)
+
+        self._paho.on_socket_register_write = watch_now
         try:
             await session.__aexit__(None, None, None)
         except aiomqtt.MqttError:

@@ -17,8 +17,12 @@ import yaml
 
 from msgflo.errors import SpecError
 
-DEFAULT_TIMEOUT_MS = 2000.0
-"""fbp-spec's documented default for a suite's and a case's ``timeout``."""
+DEFAULT_TIMEOUT_MS = 10000.0
+"""How long a case waits for its outputs when neither it nor its suite sets ``timeout``.
+
+fbp-spec's format documents 2 s, but its command line ignores timeouts and waits for ever, so a
+suite written against it may need longer (the first case of a suite waits for the fixture's
+participants to start); 10 s keeps its verdicts without letting a silent case hang a run."""
 
 OPERATORS = ("type", "equals", "above", "below", "haveKeys", "includeKeys", "contains", "noterror")
 
@@ -69,11 +73,14 @@ class Suite:
     fixture: Fixture | None = None
     cases: list[Case] = field(default_factory=list)
     skip: str | None = None
-    timeout_ms: float = DEFAULT_TIMEOUT_MS
+    timeout_ms: float | None = None
 
     def case_timeout(self, case: Case) -> float:
         """Seconds to wait for a case's outputs: its own ``timeout``, else the suite's."""
-        return (case.timeout_ms if case.timeout_ms is not None else self.timeout_ms) / 1000
+        for timeout in (case.timeout_ms, self.timeout_ms):
+            if timeout is not None:
+                return timeout / 1000
+        return DEFAULT_TIMEOUT_MS / 1000
 
 
 def load_suites(paths: Sequence[str | Path]) -> list[Suite]:
