@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import uuid
 
 import pytest
 
@@ -22,3 +23,18 @@ def require_broker(port: int, name: str) -> None:
     """The brokers are part of the test environment: one that is absent fails the test."""
     if not listening(port):
         pytest.fail(f"{name} does not listen on 127.0.0.1:{port}; start it (see .ci/run)")
+
+
+def url_for(kind: str, memory_prefix: str = "test") -> str:
+    """The URL of a test parameter's broker (``memory``, ``mqtt``, ``amqp``, ``nats`` or
+    ``nats-js``), failing the test when that broker does not listen; ``memory`` is a fresh one."""
+    if kind == "mqtt":
+        require_broker(1883, "Mosquitto")
+        return MOSQUITTO
+    if kind == "amqp":
+        require_broker(5672, "RabbitMQ")
+        return RABBITMQ
+    if kind in ("nats", "nats-js"):
+        require_broker(4222, "NATS")
+        return NATS_JETSTREAM if kind == "nats-js" else NATS
+    return f"memory://{memory_prefix}-{uuid.uuid4().hex}"

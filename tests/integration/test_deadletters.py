@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import msgflo.testing
 from msgflo.coordinator import Coordinator, CoordinatorOptions, Event, EventKind
 from msgflo.graph.fbp import parse_fbp
 from msgflo.transport import Broker, Message, QueueKind, get_broker, get_client
-from tests.brokers import MOSQUITTO, NATS, RABBITMQ, require_broker
+from tests.brokers import RABBITMQ, require_broker, url_for
 from tests.integration.processes import BIN
 
 BROKERS = [
@@ -29,19 +28,6 @@ BROKERS = [
     pytest.param("nats", id="nats", marks=pytest.mark.broker),
 ]
 WAIT = 10.0
-
-
-def url_for(kind: str) -> str:
-    if kind == "mqtt":
-        require_broker(1883, "Mosquitto")
-        return MOSQUITTO
-    if kind == "amqp":
-        require_broker(5672, "RabbitMQ")
-        return RABBITMQ
-    if kind == "nats":
-        require_broker(4222, "NATS")
-        return NATS
-    return f"memory://dead-{uuid.uuid4().hex}"
 
 
 class Fails(msgflo.Participant):
@@ -80,7 +66,7 @@ class LegacyNack(msgflo.Participant):
 
 @pytest.fixture(params=BROKERS)
 async def url(request: pytest.FixtureRequest) -> str:
-    return url_for(request.param)
+    return url_for(request.param, "dead")
 
 
 @pytest.fixture
@@ -151,7 +137,9 @@ async def test_dead_port_edge_from_fbp_carries_payload_and_reason(
 
 @pytest.mark.parametrize("kind", BROKERS)
 async def test_probe_receives_dead_letters_of_a_legacy_nack(kind: str, prefix: str) -> None:
-    async with msgflo.testing.participant(LegacyNack, f"{prefix}n", broker=url_for(kind)) as p:
+    async with msgflo.testing.participant(
+        LegacyNack, f"{prefix}n", broker=url_for(kind, "dead")
+    ) as p:
         await p.send("in", {"n": 1})
         assert await p.receive_dead("in") == {"n": 1}
         assert p.nacked["in"] == [{"n": 1}]
@@ -178,7 +166,7 @@ class Typed(msgflo.Participant):
 
 @pytest.mark.parametrize("kind", BROKERS)
 async def test_schema_rejects_invalid_input_on_every_broker(kind: str, prefix: str) -> None:
-    async with msgflo.testing.participant(Typed, f"{prefix}t", broker=url_for(kind)) as p:
+    async with msgflo.testing.participant(Typed, f"{prefix}t", broker=url_for(kind, "dead")) as p:
         await p.send("in", {"m": 1})
         await p.send("in", {"n": 2})
         assert await p.receive("out") == {"n": 2}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import msgflo
 import msgflo.testing
 from msgflo.retry import PolicyError, RetryPolicy
 from msgflo.transport import Binding, BindingType, Message, QueueKind, get_broker
-from tests.brokers import MOSQUITTO, RABBITMQ, require_broker
+from tests.brokers import RABBITMQ, require_broker, url_for
 from tests.integration.processes import BIN, running
 
 BROKERS = [
@@ -24,16 +23,6 @@ BROKERS = [
     pytest.param("amqp", id="rabbitmq", marks=pytest.mark.broker),
 ]
 WAIT = 10.0
-
-
-def url_for(kind: str) -> str:
-    if kind == "mqtt":
-        require_broker(1883, "Mosquitto")
-        return MOSQUITTO
-    if kind == "amqp":
-        require_broker(5672, "RabbitMQ")
-        return RABBITMQ
-    return f"memory://retry-{uuid.uuid4().hex}"
 
 
 class Flaky(msgflo.Participant):
@@ -51,7 +40,7 @@ class Flaky(msgflo.Participant):
 
 @pytest.fixture(params=BROKERS)
 def url(request: pytest.FixtureRequest) -> str:
-    return url_for(request.param)
+    return url_for(request.param, "retry")
 
 
 async def test_a_retried_message_succeeds_while_others_pass_it(url: str, prefix: str) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -29,7 +28,7 @@ from msgflo.transport.amqp import AmqpClient
 from msgflo.transport.mqtt import MqttClient
 from msgflo.transport.nats import NatsClient
 from msgflo.transport.reason import TRACEBACK_LIMIT
-from tests.brokers import MOSQUITTO, NATS, NATS_JETSTREAM, RABBITMQ, require_broker
+from tests.brokers import url_for
 
 TRANSPORTS = [
     pytest.param("memory", id="memory"),
@@ -45,26 +44,13 @@ TRANSPORTS = [
 WAIT = 10.0
 
 
-def url_for(kind: str) -> str:
-    if kind == "mqtt":
-        require_broker(1883, "Mosquitto")
-        return MOSQUITTO
-    if kind == "amqp":
-        require_broker(5672, "RabbitMQ")
-        return RABBITMQ
-    if kind in ("nats", "nats-js"):
-        require_broker(4222, "NATS")
-        return NATS_JETSTREAM if kind == "nats-js" else NATS
-    return f"memory://conformance-{uuid.uuid4().hex}"
-
-
 class Env:
     """Clients of one broker for one test; removes what the test declared."""
 
     def __init__(self, param: str, prefix: str) -> None:
         self.kind, _, query = param.partition("?")
         self.fastpath = query != "fastpath=0"
-        base = url_for(self.kind)
+        base = url_for(self.kind, "conformance")
         self.url = base + (("&" if "?" in base else "?") + query if query else "")
         self.prefix = prefix
         self.clients: list[Client] = []
