@@ -5,6 +5,7 @@ failed with the reason beside it, on every broker."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -173,35 +174,45 @@ async def test_schema_rejects_invalid_input_on_every_broker(kind: str, prefix: s
         assert await p.receive_dead("in") == {"m": 1}
 
 
+@contextlib.asynccontextmanager
+async def parked(
+    prefix: str, name: str, data: Any, caplog: pytest.LogCaptureFixture
+) -> AsyncIterator[tuple[Broker, str, str]]:
+    """A failing participant on RabbitMQ whose dead letter of ``data`` is parked because no
+    edge takes it: yields the client, the role and the parking queue, and removes both queues."""
+    require_broker(5672, "RabbitMQ")
+    role = f"{prefix}{name}"
+    client = get_broker(RABBITMQ)
+    await client.connect()
+    worker = Fails(role)
+    queue = f"dead-{role}.IN"
+    try:
+        await worker.start(client)
+        await fail_and_park(client, role, data, caplog)
+        yield client, role, queue
+    finally:
+        await worker.stop()
+        await client.remove_queue(QueueKind.IN, queue)
+        await client.remove_queue(QueueKind.IN, f"{role}.IN")
+        await client.disconnect()
+
+
 @pytest.mark.broker
 async def test_rabbitmq_parks_dead_letters_nothing_takes(
     prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    require_broker(5672, "RabbitMQ")
-    role = f"{prefix}park"
-    client = get_broker(RABBITMQ)
-    await client.connect()
-    worker = Fails(role)
-    parked = f"dead-{role}.IN"
-    try:
-        await worker.start(client)
-        await fail_and_park(client, role, {"bad": "nobody"}, caplog)
+    async with parked(prefix, "park", {"bad": "nobody"}, caplog) as (client, role, queue):
         got: asyncio.Queue[Message] = asyncio.Queue()
 
         async def keep(message: Message) -> None:
             got.put_nowait(message)
             await client.ack_message(message)
 
-        await client.subscribe_to_queue(parked, keep)
+        await client.subscribe_to_queue(queue, keep)
         message = await asyncio.wait_for(got.get(), WAIT)
         assert message.data == {"bad": "nobody"}
         assert message.reason is not None and message.reason["error"] == "cannot take nobody"
         assert f"no queue takes the dead letters of '{role}.IN'" in caplog.text
-    finally:
-        await worker.stop()
-        await client.remove_queue(QueueKind.IN, parked)
-        await client.remove_queue(QueueKind.IN, f"{role}.IN")
-        await client.disconnect()
 
 
 async def test_memory_logs_a_dead_letter_nothing_takes(
@@ -225,21 +236,13 @@ async def test_memory_logs_a_dead_letter_nothing_takes(
 async def test_dump_message_prints_a_dead_letter_with_its_reason(
     prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    require_broker(5672, "RabbitMQ")
-    role = f"{prefix}dump"
-    client = get_broker(RABBITMQ)
-    await client.connect()
-    worker = Fails(role)
-    parked = f"dead-{role}.IN"
-    try:
-        await worker.start(client)
-        await fail_and_park(client, role, {"bad": "dumped"}, caplog)
+    async with parked(prefix, "dump", {"bad": "dumped"}, caplog) as (_, _role, queue):
         proc = await asyncio.create_subprocess_exec(
             str(BIN / "msgflo-dump-message"),
             "--broker",
             RABBITMQ,
             "-q",
-            parked,
+            queue,
             "--timeout",
             "10",
             stdout=asyncio.subprocess.PIPE,
@@ -251,8 +254,3 @@ async def test_dump_message_prints_a_dead_letter_with_its_reason(
         assert printed["data"] == {"bad": "dumped"}
         assert printed["deadletter"]["error"] == "cannot take dumped"
         assert printed["deadletter"]["type"] == "ValueError"
-    finally:
-        await worker.stop()
-        await client.remove_queue(QueueKind.IN, parked)
-        await client.remove_queue(QueueKind.IN, f"{role}.IN")
-        await client.disconnect()
