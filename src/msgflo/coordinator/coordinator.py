@@ -380,6 +380,12 @@ class Coordinator(GraphEdits):
             return True
         return self.library.find(node.component) is not None
 
+    async def applied_now(self) -> None:
+        """Return once the change being applied now, if any, is applied: an event about a
+        participant is emitted while its wiring and taps are still being made."""
+        async with self._lock:
+            pass
+
     async def settled(self, timeout: float) -> bool:
         """Wait until no edge waits for a participant; ``False`` if some still do after
         ``timeout`` seconds."""

@@ -328,6 +328,7 @@ class Runtime:
 
         try:
             await asyncio.wait_for(until(), timeout)
+            await asyncio.wait_for(self.coordinator.applied_now(), timeout)
         except TimeoutError:
             return False
         return True
