@@ -11,6 +11,7 @@ from msgflo.control import DISCOVER_CHANNEL, DiscoveryResponder, discovery_reque
 from msgflo.coordinator import Coordinator, CoordinatorOptions
 from msgflo.coordinator.discovery import Arrivals
 from msgflo.transport import Message, QueueKind, get_broker, get_client
+from msgflo.transport.envelope import DiscoveryPayload
 from tests.discovery_checks import Upper, wired_without_heartbeat
 
 
@@ -100,6 +101,10 @@ async def test_requests_are_rate_limited(prefix: str) -> None:
         await coordinator.stop()
 
 
+def payload(instance: str) -> DiscoveryPayload:
+    return {"id": instance, "role": instance, "component": "C", "inports": [], "outports": []}
+
+
 async def test_answers_arriving_together_are_taken_in_with_one_replan() -> None:
     """While one batch is being taken in, the answers that arrive wait and go in together:
     a network answering a request costs a few re-plans, not one per participant."""
@@ -107,15 +112,15 @@ async def test_answers_arriving_together_are_taken_in_with_one_replan() -> None:
     first_started = asyncio.Event()
     release = asyncio.Event()
 
-    async def take_in(definitions: list[dict[str, Any]]) -> None:
+    async def take_in(definitions: list[DiscoveryPayload]) -> None:
         batches.append([d["id"] for d in definitions])
         first_started.set()
         await release.wait()
 
     arrivals = Arrivals(take_in, lambda exc: None)
-    first = arrivals.add({"id": "a"}, wait=True)
+    first = arrivals.add(payload("a"), wait=True)
     await first_started.wait()
-    waiting = [arrivals.add({"id": f"p{i}"}, wait=True) for i in range(50)]
+    waiting = [arrivals.add(payload(f"p{i}"), wait=True) for i in range(50)]
     release.set()
     await asyncio.gather(first, *waiting)  # type: ignore[arg-type]
     assert batches == [["a"], [f"p{i}" for i in range(50)]]
@@ -125,17 +130,17 @@ async def test_a_failed_batch_is_reported_and_the_next_still_goes_in() -> None:
     taken: list[str] = []
     failures: list[str] = []
 
-    async def take_in(definitions: list[dict[str, Any]]) -> None:
+    async def take_in(definitions: list[DiscoveryPayload]) -> None:
         if any(d["id"] == "bad" for d in definitions):
             raise RuntimeError("broken definition")
         taken.extend(d["id"] for d in definitions)
 
     arrivals = Arrivals(take_in, lambda exc: failures.append(str(exc)))
-    bad = arrivals.add({"id": "bad"}, wait=True)
+    bad = arrivals.add(payload("bad"), wait=True)
     assert bad is not None
     with pytest.raises(RuntimeError, match="broken definition"):
         await bad
-    good = arrivals.add({"id": "good"}, wait=True)
+    good = arrivals.add(payload("good"), wait=True)
     await good  # type: ignore[misc]
     assert (taken, failures) == (["good"], ["broken definition"])
 

@@ -38,6 +38,7 @@ from msgflo.coordinator.registry import (
     StateFile,
     change_event,
     expire_forever,
+    normalize_discovery,
     winner_event,
 )
 from msgflo.coordinator.supervisor import Instances, Supervisor, SupervisorOptions
@@ -45,6 +46,7 @@ from msgflo.coordinator.taps import Observers
 from msgflo.library import Library, LibraryError
 from msgflo.participant import discovery_period
 from msgflo.transport import Binding, Broker, TransportError
+from msgflo.transport.envelope import DiscoveryPayload
 from msgflo.wiring import (
     VIRTUAL_COMPONENTS,
     Direction,
@@ -245,13 +247,18 @@ class Coordinator(GraphEdits):
 
     # -- discovery ----------------------------------------------------------------------
 
-    async def observe(self, definition: dict[str, Any]) -> None:
-        """Take in one (normalized) discovery definition; returns once it is wired."""
-        done = self.arrivals.add(definition, wait=True)
+    async def observe(self, definition: Mapping[str, Any]) -> None:
+        """Take in one discovery definition, checked as one that arrives on the discovery
+        channel is; returns once it is wired."""
+        envelope = {"protocol": "discovery", "command": "participant", "payload": definition}
+        checked, why = normalize_discovery(envelope)
+        if checked is None:
+            raise CoordinatorError(why)
+        done = self.arrivals.add(checked, wait=True)
         assert done is not None
         await done
 
-    async def _take_in(self, definitions: list[dict[str, Any]]) -> None:
+    async def _take_in(self, definitions: list[DiscoveryPayload]) -> None:
         """Take in the definitions that arrived together, then re-plan once for all of them."""
         async with self._lock:
             changed = False

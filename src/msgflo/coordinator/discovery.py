@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from msgflo.control import (
     DEFAULT_JITTER,
@@ -20,6 +19,7 @@ from msgflo.control import (
 from msgflo.coordinator.events import Event, EventKind, Events
 from msgflo.coordinator.registry import normalize_discovery, sender_of
 from msgflo.transport import Broker, Message, QueueKind, TransportError
+from msgflo.transport.envelope import DiscoveryPayload
 
 WARN_INTERVAL = 60.0
 """A sender of malformed discovery messages is warned about at most once this often."""
@@ -39,7 +39,7 @@ class Discovery:
         self,
         broker: Broker,
         events: Events,
-        observe: Callable[[dict[str, Any]], object],
+        observe: Callable[[DiscoveryPayload], object],
         can_answer: set[str],
     ) -> None:
         self.broker = broker
@@ -105,7 +105,7 @@ class Discovery:
         self.events.emit(Event(EventKind.WARNING, message=text))
 
 
-Batch = list[tuple[dict[str, Any], "asyncio.Future[None] | None"]]
+Batch = list[tuple[DiscoveryPayload, "asyncio.Future[None] | None"]]
 
 
 class Arrivals:
@@ -119,7 +119,7 @@ class Arrivals:
 
     def __init__(
         self,
-        take_in: Callable[[list[dict[str, Any]]], Awaitable[None]],
+        take_in: Callable[[list[DiscoveryPayload]], Awaitable[None]],
         failed: Callable[[Exception], None],
     ) -> None:
         self._take_in = take_in
@@ -127,7 +127,9 @@ class Arrivals:
         self._waiting: Batch = []
         self._worker: asyncio.Task[None] | None = None
 
-    def add(self, definition: dict[str, Any], *, wait: bool = False) -> asyncio.Future[None] | None:
+    def add(
+        self, definition: DiscoveryPayload, *, wait: bool = False
+    ) -> asyncio.Future[None] | None:
         """Queue ``definition``; with ``wait``, a future done once it has been taken in (and
         carrying the error if that failed)."""
         loop = asyncio.get_running_loop()

@@ -15,9 +15,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from msgflo.coordinator.events import Event, EventKind
+from msgflo.transport.envelope import DiscoveryPayload
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class InvalidDiscovery(ValueError):
     """A discovery message whose fields have the wrong type or shape (the text names the field)."""
 
 
-def normalize_discovery(data: Any) -> tuple[dict[str, Any] | None, str]:
+def normalize_discovery(data: Any) -> tuple[DiscoveryPayload | None, str]:
     """A usable definition from a discovery message, or ``None`` and why not.
 
     Every field is checked here, once, so nothing downstream (wiring, log lines, the state
@@ -78,9 +79,10 @@ def normalize_discovery(data: Any) -> tuple[dict[str, Any] | None, str]:
     if not isinstance(payload, Mapping):
         return None, "discovery message without a payload object"
     try:
-        return _definition(payload), ""
+        checked = _definition(payload)
     except InvalidDiscovery as exc:
         return None, str(exc)
+    return cast(DiscoveryPayload, checked), ""  # every field of the shape was checked above
 
 
 def _definition(payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -238,7 +240,9 @@ class Registry:
     def __init__(self) -> None:
         self.instances: dict[str, Instance] = {}
 
-    def observe(self, definition: dict[str, Any], now: float) -> tuple[Instance, Change]:
+    def observe(self, payload: DiscoveryPayload, now: float) -> tuple[Instance, Change]:
+        # kept as the wire's dict: extra keys (MicroFlo's, a user's) travel with it
+        definition = cast(dict[str, Any], payload)
         known = self.instances.get(definition["id"])
         if known is None:
             instance = Instance(

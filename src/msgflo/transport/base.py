@@ -12,12 +12,13 @@ import enum
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, cast
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
 from msgflo.errors import ConnectError
+from msgflo.transport.envelope import DiscoveryMessage, DiscoveryPayload
 from msgflo.transport.reason import unwrap
 
 DISCOVERY_QUEUE = "fbp"
@@ -391,9 +392,14 @@ class Client(ABC):
         of that name exists (AMQP: neither a queue nor an exchange).  Does nothing where it
         cannot tell: an MQTT topic exists by being used."""
 
-    async def register_participant(self, definition: dict[str, Any]) -> None:
-        """Announce a participant on the discovery queue/topic, in the original's envelope."""
-        envelope = {"protocol": "discovery", "command": "participant", "payload": definition}
+    async def register_participant(self, definition: Mapping[str, Any]) -> None:
+        """Announce a participant on the discovery queue/topic, in the original's envelope
+        (the definition's extra keys travel too; see :mod:`msgflo.transport.envelope`)."""
+        envelope: DiscoveryMessage = {
+            "protocol": "discovery",
+            "command": "participant",
+            "payload": cast(DiscoveryPayload, definition),
+        }
         await self.send_discovery(encode(envelope))
 
     @abstractmethod
