@@ -536,15 +536,15 @@ class Participant(FailureHandling):
         port's: their dead letters go to ``dead-<inqueue>`` like the others'."""
         inqueue = self.inport(port)["queue"]
         check = self._checks.get(("inports", port))
+        counted = self.figures.inports[port] if self.figures is not None else None
         if self._sync_process:
             worker = self._worker
             assert worker is not None
-            received = self.figures.inports[port] if self.figures is not None else None
 
             def legacy(msg: Message) -> Awaitable[None]:
                 msg.port, msg.queue = port, inqueue
-                if received is not None:
-                    received.count += 1
+                if counted is not None:
+                    counted.count += 1
                 if check is not None and (invalid := check(msg.data)) is not None:
                     return self._invalid(port, msg, invalid)
                 if msg.redelivered and self._poisoned(port, msg):
@@ -553,7 +553,6 @@ class Participant(FailureHandling):
 
             return legacy
 
-        counted = self.figures.inports[port] if self.figures is not None else None
         timing = self.figures.processing if self.figures is not None else None
         clock = time.perf_counter
 
