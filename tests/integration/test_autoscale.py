@@ -97,7 +97,8 @@ async def test_a_queued_role_is_scaled_up_then_back_to_min(
         assert await all_out(sink, 150) == set(range(150))
         await running.wait_line(rf"msgflo: {role}: participant \S+ \(Slow\) discovered, 4 running")
         await running.wait_line(
-            rf"msgflo: {role}: scale to 1 \(queued 0, workers \d, estimate 1, recent max 1\)"
+            rf"msgflo: {role}: scale to 1 \(queued 0, workers \d(, boot [\d.]+ s)?, estimate 1, "
+            r"recent max 1\)"
         )
         assert targets(running)[0] == 4 and targets(running)[-1] == 1
         assert set(running.pids()) == {role, f"{role}[2]", f"{role}[3]", f"{role}[4]"}

@@ -57,7 +57,17 @@ def test_guv_defaults_and_shorthands() -> None:
 
 
 def test_heroku_settings_of_guv_files_are_accepted() -> None:
-    assert parse_config("'*': {app: myapp, dynosize: perf-m}\nr: {boot: 20}")["r"].maximum == 5
+    assert parse_config("'*': {app: myapp, dynosize: perf-m}\nr: {apikey: k}")["r"].maximum == 5
+
+
+def test_boot_time_comes_off_the_time_jobs_have() -> None:
+    fresh = parse_config("r: {processing: 10, deadline: 60, stddev: 0}")["r"]
+    slow_start = parse_config("r: {p: 10, deadline: 60, stddev: 0, boot: 25, max: 50}")["r"]
+    assert fresh.estimate(20) == 4  # 200 s of work in 50 s
+    assert slow_start.estimate(20) == 8  # ... in the 25 s left once the workers are up
+    assert slow_start.jobs_per_worker == 2  # what KEDA aims for, boot included
+    with pytest.raises(AutoscaleError, match="after a boot of 55 s"):
+        parse_config("r: {processing: 10, deadline: 60, stddev: 0, boot: 55}", "a.guv.yaml")
 
 
 def test_issue_target_needs_six_workers_for_2000_jobs() -> None:
@@ -95,11 +105,11 @@ def test_scaler_returns_to_min_once_the_history_window_has_passed() -> None:
     r = parse_config(
         "r: {processing: 10, deadline: 60, stddev: 0, max: 50, history: 60, pollinterval: 20}"
     )["r"]
-    scaler = Scaler(r)
+    scaler = Scaler(r, opened=0.0)
     workers = 1
     seen = []
     for queued in [100, 0, 0, 0, 0]:
-        decision = scaler.step(queued, workers)
+        decision = scaler.step(queued, workers, now=0.0)
         workers = decision.next if decision.next is not None else workers
         seen.append(workers)
     assert seen == [20, 20, 20, 20, 1]
@@ -107,11 +117,11 @@ def test_scaler_returns_to_min_once_the_history_window_has_passed() -> None:
 
 def test_an_oscillating_estimate_does_not_make_the_scaler_oscillate() -> None:
     r = parse_config("r: {processing: 10, deadline: 60, stddev: 0, max: 50}")["r"]
-    scaler = Scaler(r)
+    scaler = Scaler(r, opened=0.0)
     workers = 1
     changes = 0
     for queued in [100, 0, 100, 0, 100, 0, 100, 0]:
-        decision = scaler.step(queued, workers)
+        decision = scaler.step(queued, workers, now=0.0)
         if decision.next is not None and decision.next != workers:
             changes += 1
             workers = decision.next
@@ -154,3 +164,43 @@ def test_bad_settings(text: str, message: str) -> None:
     with pytest.raises(AutoscaleError, match=message) as caught:
         parse_config(text, "a.guv.yaml")
     assert "\n" not in str(caught.value)
+
+
+def test_a_backlog_that_drains_too_slowly_gets_more_workers() -> None:
+    """guv re-reads the deadline at every poll; a batch that waits must not lose workers."""
+    r = parse_config("r: {processing: 1, deadline: 60, stddev: 0, max: 50, history: 0}")["r"]
+    scaler = Scaler(r, opened=0.0)
+    first = scaler.step(590, 1, now=0.0)
+    assert first.next == 10 and first.waited == 0  # 590 s of work in 59 s
+    # 40 s later the workers were slower than promised: 300 jobs are left.  guv would see
+    # 300 s of work in 59 s and want 6 workers; the batch's jobs have waited, so it wants more.
+    late = scaler.step(300, 10, now=40.0)
+    assert late.waited == pytest.approx(30.0)  # capped: 300 jobs at 10 per second
+    assert late.next == 11 and "waited 30.0 s" in str(late)
+
+
+def test_an_overdue_backlog_asks_for_the_most_workers() -> None:
+    r = parse_config("r: {processing: 1, deadline: 60, stddev: 0, max: 50}")["r"]
+    assert r.time_left(waited=70) == 1  # never below one job's own time
+    assert r.estimate(100, waited=70) == 50
+
+
+def test_the_wait_restarts_once_the_workers_keep_up() -> None:
+    r = parse_config("r: {processing: 1, deadline: 60, stddev: 0, max: 50}")["r"]
+    scaler = Scaler(r, opened=0.0)
+    assert scaler.step(3, 4, now=100.0).waited == 0  # the workers hold all that is queued
+    assert scaler.step(30, 4, now=101.0).waited == 0  # a new backlog starts now
+    assert scaler.step(30, 4, now=104.0).waited == pytest.approx(3.0)
+    # A standing queue of 30 served by 4 workers: its head has waited ~7.5 s, not forever.
+    assert scaler.step(30, 4, now=500.0).waited == pytest.approx(7.5)
+
+
+def test_measured_start_up_of_new_workers_counts_as_boot() -> None:
+    r = parse_config("r: {processing: 1, deadline: 60, stddev: 0, max: 50, boot: 1}")["r"]
+    scaler = Scaler(r, opened=0.0)
+    assert scaler.step(100, 1, now=0.0, consumers=1).next == 2  # 100 s of work in 58 s
+    scaler.step(100, 2, now=4.0, consumers=1)  # the new copy is not consuming yet
+    assert scaler.booted == 0.0
+    decision = scaler.step(100, 2, now=6.0, consumers=2)
+    assert scaler.booted == pytest.approx(6.0) and decision.boot == pytest.approx(6.0)
+    assert decision.waited == pytest.approx(6.0)

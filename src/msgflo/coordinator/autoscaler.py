@@ -93,13 +93,13 @@ class Autoscaler:
         current = self.supervisor.count(role)
         if current is None:
             return True  # not running (removed from the graph, or still without a command)
-        decision = scaler.step(queued, current)
+        decision = scaler.step(queued, current, consumers=depth.consumers)
         if decision.next is not None:
             self.supervisor.scale(role, decision.next)
         previous = self.decisions.get(scaling.name)
         self.decisions[scaling.name] = decision
         log.debug("%s", decision)
-        if previous is None or str(previous) != str(decision):
+        if previous is None or decision.news_after(previous):
             self._emit(decision)
         return True
 
@@ -109,6 +109,8 @@ class Autoscaler:
             "workers": decision.current,
             "estimate": decision.estimate,
             "history_max": decision.history_max,
+            "waited": decision.waited,
+            "boot": decision.boot,
             "next": decision.next,
         }
         self.events.emit(Event(EventKind.AUTOSCALE, decision.role, str(decision), data))

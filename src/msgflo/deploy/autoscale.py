@@ -4,9 +4,15 @@ A ``*.guv.yaml`` file maps a name to settings; ``*`` holds defaults every other 
 The model asks how many workers finish the jobs now queued within the deadline: a worker
 handles ``concurrency`` jobs at a time, each taking ``processing`` seconds on average, and the
 time left for queued jobs is the deadline less a safety margin for slow jobs (``percentile`` of
-a normal distribution with ``stddev``) and less one job's own processing time.  Scaling up
-happens at once; scaling down only to what the recent history of estimates allows, since
-starting and stopping workers costs time.
+a normal distribution with ``stddev``), less one job's own processing time, less the ``boot``
+time a new worker needs and less the time the backlog has already waited.  Scaling up happens
+at once; scaling down only to what the recent history of estimates allows, since starting and
+stopping workers costs time.
+
+guv counted the deadline from the moment of each poll, as if the queued jobs had just arrived;
+a batch that is already waiting then gets fewer workers with every poll while its jobs' real
+deadline comes closer.  :class:`Scaler` therefore remembers since when jobs have been waiting
+beyond what the workers in hand hold, so the estimate rises when a backlog drains too slowly.
 
 This module is pure: it reads text and answers numbers.  Whoever runs workers (the Kubernetes
 generator through KEDA, a local scaler) polls the queue and applies the decisions.
@@ -15,6 +21,7 @@ generator through KEDA, a local scaler) polls the queue and applies the decision
 from __future__ import annotations
 
 import math
+import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -37,6 +44,7 @@ DEFAULTS: dict[str, float] = {
     "percentile": 99.0,
     "history": 120.0,
     "pollinterval": 30.0,
+    "boot": 0.0,
 }
 """guv's defaults; ``stddev`` defaults to half of ``processing``, per role."""
 
@@ -44,7 +52,7 @@ SHORTHANDS = {"min": "minimum", "max": "maximum", "p": "processing", "d": "deadl
 SHORTHANDS |= {"w": "worker", "q": "queue"}
 NUMBERS = (*DEFAULTS, "stddev")
 NAMES = ("worker", "queue")
-HEROKU_ONLY = frozenset({"boot", "dynosize", "app", "broker", "apikey", "statuspage", "metric"})
+HEROKU_ONLY = frozenset({"dynosize", "app", "broker", "apikey", "statuspage", "metric"})
 """guv settings for Heroku dynos and status pages: accepted so guv files load, otherwise unused."""
 
 
@@ -69,6 +77,8 @@ class RoleScaling:
     percentile: float
     history: float
     pollinterval: float
+    boot: float = 0.0
+    """Seconds a new worker needs before it takes jobs."""
 
     @property
     def target(self) -> float:
@@ -77,8 +87,16 @@ class RoleScaling:
 
     @property
     def available(self) -> float:
-        """Time the queued jobs have: no job finishes faster than its own processing time."""
-        return max(self.processing, self.target - self.processing)
+        """Time fresh jobs have, a new worker's boot included."""
+        return self.time_left()
+
+    def time_left(self, waited: float = 0.0, boot: float | None = None) -> float:
+        """Time the queued jobs have after waiting ``waited`` seconds, for workers that take
+        ``boot`` seconds to start (the configured time unless given); never less than one
+        job's own processing time, so an overdue backlog asks for the most workers, not for a
+        division by nothing."""
+        booting = self.boot if boot is None else boot
+        return max(self.processing, self.target - self.processing - booting - waited)
 
     @property
     def jobs_per_worker(self) -> int:
@@ -91,10 +109,10 @@ class RoleScaling:
         """How many past estimates hold back scaling down."""
         return max(1, math.floor(self.history / self.pollinterval))
 
-    def estimate(self, queued: int) -> int:
+    def estimate(self, queued: int, waited: float = 0.0, boot: float | None = None) -> int:
         """Workers needed for ``queued`` jobs, within ``minimum`` and ``maximum``."""
         waiting = math.ceil(queued / self.concurrency) * self.processing
-        needed = math.ceil(waiting / self.available)
+        needed = math.ceil(waiting / self.time_left(waited, boot))
         return min(max(needed, self.minimum), self.maximum)
 
 
@@ -109,21 +127,37 @@ class Decision:
     history_max: int | None
     next: int | None
     """The new worker count, or ``None`` to leave it as it is."""
+    waited: float = 0.0
+    boot: float = 0.0
+
+    def news_after(self, previous: Decision) -> bool:
+        """Whether this decision says more than ``previous`` did: a backlog that merely waits
+        longer is no news, so an unchanged queue is logged once."""
+        timeless = replace(self, waited=previous.waited, boot=previous.boot)
+        return timeless != previous
 
     def __str__(self) -> str:
         change = "keep" if self.next is None else f"scale to {self.next}"
+        timing = f", waited {self.waited:.1f} s" if round(self.waited, 1) else ""
+        timing += f", boot {self.boot:.1f} s" if round(self.boot, 1) else ""
         return (
-            f"{self.role}: {change} (queued {self.queued}, workers {self.current}, "
+            f"{self.role}: {change} (queued {self.queued}, workers {self.current}{timing}, "
             f"estimate {self.estimate}, recent max {self.history_max})"
         )
 
 
 def decide(
-    scaling: RoleScaling, queued: int, current: int | None, history: Sequence[int]
+    scaling: RoleScaling,
+    queued: int,
+    current: int | None,
+    history: Sequence[int],
+    waited: float = 0.0,
+    boot: float | None = None,
 ) -> Decision:
     """Up at once; down only to the highest recent estimate, or to the estimate when it is
     above all of them (the recent past says the load is really gone)."""
-    estimate = scaling.estimate(queued)
+    booting = scaling.boot if boot is None else boot
+    estimate = scaling.estimate(queued, waited, booting)
     recent = max(history) if history else None
     target: int | None = None
     if current is None or estimate > current:
@@ -131,23 +165,76 @@ def decide(
     elif estimate < current:
         floor = estimate if recent is None or estimate >= recent else recent
         target = floor if floor < current else None
-    return Decision(scaling.name, queued, current, estimate, recent, target)
+    return Decision(scaling.name, queued, current, estimate, recent, target, waited, booting)
 
 
 @dataclass
 class Scaler:
-    """:func:`decide` with the window of past estimates kept for the caller."""
+    """:func:`decide` with what it needs from the past kept for the caller: the window of
+    estimates, since when jobs have been waiting, and how long new workers took to start.
+
+    Jobs wait once the queue holds more than the workers in hand take at once; the first poll
+    counts them from when the scaler was made (a backlog found at start is at least that old).
+    The wait is capped at the queue's length at the present rate of the workers (Little's law:
+    how long the job at the head has waited when the queue has been served at that rate), so a
+    steady stream with a standing queue does not age forever.  A new worker's start-up is
+    measured from a scale-up until the queue shows as many consumers; the larger of that and
+    the configured ``boot`` is used.
+    """
 
     scaling: RoleScaling
+    opened: float = field(default_factory=time.monotonic)
     history: deque[int] = field(init=False)
+    waiting_since: float | None = field(init=False)
+    booted: float = field(init=False, default=0.0)
+    """The latest measured start-up time of new workers (seconds)."""
+    _booting: tuple[int, float] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.history = deque(maxlen=self.scaling.history_size)
+        self.waiting_since = self.opened
 
-    def step(self, queued: int, current: int | None) -> Decision:
-        decision = decide(self.scaling, queued, current, list(self.history))
+    def step(
+        self,
+        queued: int,
+        current: int | None,
+        now: float | None = None,
+        consumers: int | None = None,
+    ) -> Decision:
+        at = time.monotonic() if now is None else now
+        self._measure_boot(consumers, at)
+        decision = decide(
+            self.scaling,
+            queued,
+            current,
+            list(self.history),
+            self._waited(queued, current, at),
+            max(self.scaling.boot, self.booted),
+        )
         self.history.append(decision.estimate)
+        if decision.next is not None and current is not None and decision.next > current:
+            self._booting = (decision.next, at)
+        elif decision.next is not None:
+            self._booting = None
         return decision
+
+    def _waited(self, queued: int, current: int | None, now: float) -> float:
+        serving = max(current or 0, 1) * self.scaling.concurrency
+        if queued <= (current or 0) * self.scaling.concurrency:
+            self.waiting_since = None
+            return 0.0
+        if self.waiting_since is None:
+            self.waiting_since = now
+        head = queued * self.scaling.processing / serving
+        return min(now - self.waiting_since, head)
+
+    def _measure_boot(self, consumers: int | None, now: float) -> None:
+        if self._booting is None or consumers is None:
+            return
+        wanted, since = self._booting
+        if consumers >= wanted:
+            self.booted = now - since
+            self._booting = None
 
 
 def _number(value: Any, where: str) -> float:
@@ -193,6 +280,7 @@ def _entry(name: str, settings: Mapping[str, Any], where: str) -> RoleScaling:
         percentile=values["percentile"],
         history=values["history"],
         pollinterval=values["pollinterval"],
+        boot=values["boot"],
     )
     checks = [
         (scaling.minimum >= 0, f"min {scaling.minimum} is negative"),
@@ -204,15 +292,17 @@ def _entry(name: str, settings: Mapping[str, Any], where: str) -> RoleScaling:
         (0 < scaling.percentile < 100, "percentile must be between 0 and 100"),
         (scaling.pollinterval > 0, "pollinterval must be above 0 seconds"),
         (scaling.history >= 0, "history must not be negative"),
+        (scaling.boot >= 0, "boot must not be negative"),
     ]
     for ok, problem in checks:
         if not ok:
             raise AutoscaleError(f"{where}: {problem}")
-    if scaling.target <= scaling.processing:
+    if scaling.target - scaling.boot <= scaling.processing:
+        booting = f" after a boot of {scaling.boot:g} s" if scaling.boot else ""
         raise AutoscaleError(
-            f"{where}: deadline {scaling.deadline:g} s leaves no time to process jobs of "
-            f"{scaling.processing:g} s (± {scaling.stddev:g} s at the {scaling.percentile:g}th "
-            "percentile)"
+            f"{where}: deadline {scaling.deadline:g} s leaves no time{booting} to process jobs "
+            f"of {scaling.processing:g} s (± {scaling.stddev:g} s at the "
+            f"{scaling.percentile:g}th percentile)"
         )
     return scaling
 
