@@ -2,7 +2,7 @@
 every body on to topic B (QoS 0), run in a process of its own so that /proc gives its CPU time
 alone.  The source and the sink are our own ``MqttClient`` in this process.
 
-Run: .venv/bin/python -m bench.mqtt_probe [--url mqtt://127.0.0.1:1883] [--messages N] [--json]
+Run: .venv/bin/python -m bench.mqtt_probe [--url mqtt://127.0.0.1:1883[?version=5]] [--messages N] [--json]
 """
 
 from __future__ import annotations
@@ -25,8 +25,13 @@ PACE_SLEEP = 0.004
 """The source sleeps this long every PACE_EVERY messages, so that Mosquitto drops nothing."""
 
 
+def unshared(url: str) -> str:
+    """``url`` (which may carry options, e.g. ``?version=5``) with plain subscriptions."""
+    return f"{url}{'&' if '?' in url else '?'}shared=0"
+
+
 async def relay(url: str, source: str, sink: str) -> None:
-    client = get_client(f"{url}?shared=0")
+    client = get_client(unshared(url))
     await client.connect()
 
     async def forward(message: Message) -> None:
@@ -67,7 +72,7 @@ async def probe(url: str, messages: int) -> dict[str, float]:
         if received >= messages:
             done.set()
 
-    async with get_client(f"{url}?shared=0") as out, get_client(url) as into:
+    async with get_client(unshared(url)) as out, get_client(url) as into:
         await out.subscribe_to_queue(sink, count)
         body = orjson.dumps({"pad": "x" * 80})
         before, started = cpu_seconds(process.pid), time.perf_counter()

@@ -9,6 +9,7 @@ import pytest
 
 RABBITMQ = "amqp://guest:guest@127.0.0.1:5672/"
 MOSQUITTO = "mqtt://127.0.0.1:1883"
+MOSQUITTO_V5 = "mqtt://127.0.0.1:1883?version=5"
 NATS = "nats://127.0.0.1:4222"
 NATS_JETSTREAM = "nats://127.0.0.1:4222?jetstream=1"
 
@@ -26,11 +27,12 @@ def require_broker(port: int, name: str) -> None:
 
 
 def url_for(kind: str, memory_prefix: str = "test") -> str:
-    """The URL of a test parameter's broker (``memory``, ``mqtt``, ``amqp``, ``nats`` or
-    ``nats-js``), failing the test when that broker does not listen; ``memory`` is a fresh one."""
-    if kind == "mqtt":
+    """The URL of a test parameter's broker (``memory``, ``mqtt``, ``mqtt5``, ``amqp``, ``nats``
+    or ``nats-js``), failing the test when that broker does not listen; ``memory`` is a fresh
+    one."""
+    if kind in ("mqtt", "mqtt5"):
         require_broker(1883, "Mosquitto")
-        return MOSQUITTO
+        return MOSQUITTO_V5 if kind == "mqtt5" else MOSQUITTO
     if kind == "amqp":
         require_broker(5672, "RabbitMQ")
         return RABBITMQ

@@ -25,6 +25,7 @@ from tests.integration.processes import BIN
 BROKERS = [
     pytest.param("memory", id="memory"),
     pytest.param("mqtt", id="mosquitto", marks=pytest.mark.broker),
+    pytest.param("mqtt5", id="mosquitto-v5", marks=pytest.mark.broker),
     pytest.param("amqp", id="rabbitmq", marks=pytest.mark.broker),
     pytest.param("nats", id="nats", marks=pytest.mark.broker),
 ]

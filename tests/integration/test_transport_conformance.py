@@ -1,7 +1,8 @@
 """One suite, three brokers: what every transport must do the same way.
 
-Runs against the memory transport, Mosquitto and RabbitMQ; the two broker transports run twice,
-on their fast path and on their libraries' public API only (``?fastpath=0``).  Where a transport cannot do
+Runs against the memory transport, Mosquitto (MQTT 3.1.1 and 5), RabbitMQ and NATS; the broker
+transports run twice, on their fast path and on their libraries' public API only
+(``?fastpath=0``).  Where a transport cannot do
 something by its nature, the test says so by its parameters, not by a skip.
 """
 
@@ -34,6 +35,8 @@ TRANSPORTS = [
     pytest.param("memory", id="memory"),
     pytest.param("mqtt", id="mosquitto", marks=pytest.mark.broker),
     pytest.param("mqtt?fastpath=0", id="mosquitto-public", marks=pytest.mark.broker),
+    pytest.param("mqtt5", id="mosquitto-v5", marks=pytest.mark.broker),
+    pytest.param("mqtt5?fastpath=0", id="mosquitto-v5-public", marks=pytest.mark.broker),
     pytest.param("amqp", id="rabbitmq", marks=pytest.mark.broker),
     pytest.param("amqp?fastpath=0", id="rabbitmq-public", marks=pytest.mark.broker),
     pytest.param("nats", id="nats", marks=pytest.mark.broker),

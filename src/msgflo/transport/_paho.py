@@ -5,12 +5,16 @@ most of paho, because paho costs about three ``recv`` calls, a callback-matcher 
 per received message and one ``send`` plus a writer (un)registration per publish, which was
 half of a relay's CPU:
 
-- the socket is read in chunks of :data:`READ_SIZE`; QoS 0 PUBLISH packets (MQTT 3.1.1) are
-  cut out of the buffer and handed to their route here, and every other packet (CONNACK,
+- the socket is read in chunks of :data:`READ_SIZE`; QoS 0 PUBLISH packets (MQTT 3.1.1 and 5)
+  are cut out of the buffer and handed to their route here, and every other packet (CONNACK,
   SUBACK, PINGRESP, QoS 1/2 publishes...) is fed, whole, to paho, which reads it from the same
   buffer, so paho's state machine still sees everything it needs;
 - QoS 0 publishes of one event-loop turn are encoded here and handed to paho's writer as one
   packet: one ``send`` per turn.
+
+In MQTT 5 a PUBLISH has a properties block between its topic and its payload: its length comes
+first, and an empty block (the common case) is one zero byte; a non-empty one is read by paho's
+:class:`~paho.mqtt.properties.Properties` (:mod:`msgflo.transport.mqtt5`).
 
 :func:`unavailable` checks once, at connect, that the library versions are the tested ones and
 that every attribute used here exists; when it finds a difference, the transport runs
@@ -28,6 +32,7 @@ from typing import Any
 import aiomqtt
 import paho.mqtt.client as paho
 
+from msgflo.transport import mqtt5
 from msgflo.transport._adapter import Range, missing, untested
 
 READ_SIZE = 65536
@@ -60,6 +65,20 @@ def unavailable(session: aiomqtt.Client) -> str | None:
     if not isinstance(getattr(client, "_in_packet", None), dict):
         return "paho's packet reader has changed"
     return None
+
+
+def _with_properties(buf: bytearray, at: int, end: int) -> bytes:
+    """The payload of a v5 PUBLISH whose properties block starts at ``at`` (with its user
+    properties): the block's length is a variable-length integer like the packet's."""
+    size, shift, i = 0, 0, at
+    while True:
+        byte = buf[i]
+        size |= (byte & 0x7F) << shift
+        shift += 7
+        i += 1
+        if not byte & 0x80:
+            break
+    return mqtt5.unpacked(buf[at : i + size], bytes(buf[i + size : end]))
 
 
 def _remaining_length(size: int) -> bytes:
@@ -102,7 +121,7 @@ class FastLink:
         client.disable_logger()  # its per-packet debug calls cost more than decoding a message
         # paho builds two objects per publish for this callback; done() polls instead.
         client.on_publish = None
-        self._fast = True
+        self._v5 = client.protocol == paho.MQTTv5
         self._pending: list[tuple[str, bytes]] = []
         self._batch_info = paho.MQTTMessageInfo(0)
         self._batch_sent = _Sent(self._batch_info)
@@ -128,7 +147,8 @@ class FastLink:
         return wrapped
 
     def _on_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
-        self._deliver(msg.topic, bytes(msg.payload))
+        properties = getattr(msg, "properties", None)
+        self._deliver(msg.topic, mqtt5.with_user_properties(bytes(msg.payload), properties))
 
     # reading ----------------------------------------------------------------------------------
 
@@ -140,7 +160,6 @@ class FastLink:
         paho's own ``recv`` is pointed at our buffer so that it reads the packets we leave to it.
         """
         client, session = self._paho, self.session
-        self._fast = client.protocol != paho.MQTTv5  # v5 publishes carry properties
         sock = client.socket()
         if sock is None:
             return
@@ -202,7 +221,7 @@ class FastLink:
 
     def _take_packets(self, buf: bytearray) -> None:
         """Deliver the QoS 0 publishes at the front of ``buf``; hand anything else to paho."""
-        client, fast, deliver = self._paho, self._fast, self._deliver
+        client, v5, deliver = self._paho, self._v5, self._deliver
         pos, end_of_data = 0, len(buf)
         while end_of_data - pos >= 2:
             first = buf[pos]
@@ -220,9 +239,15 @@ class FastLink:
             end = i + length
             if whole and end > end_of_data:
                 break
-            if whole and fast and first & 0xF6 == _PUBLISH_QOS0 and length >= 2:
+            if whole and first & 0xF6 == _PUBLISH_QOS0 and length >= 2:
                 body_at = i + 2 + ((buf[i] << 8) | buf[i + 1])
-                deliver(buf[i + 2 : body_at].decode("utf-8", "replace"), bytes(buf[body_at:end]))
+                topic = buf[i + 2 : body_at].decode("utf-8", "replace")
+                if not v5:
+                    deliver(topic, bytes(buf[body_at:end]))
+                elif buf[body_at] == 0:  # no properties
+                    deliver(topic, bytes(buf[body_at + 1 : end]))
+                else:
+                    deliver(topic, _with_properties(buf, body_at, end))
                 pos = end
                 continue
             del buf[:pos]
@@ -245,14 +270,14 @@ class FastLink:
         client = self._paho
         if not client.is_connected():
             return None
-        if qos == 0 and self._fast and not retain:
+        if qos == 0 and not retain:
             self._pending.append((topic, body))
             if not self._write_scheduled:
                 self._write_scheduled = True
                 asyncio.get_running_loop().call_soon(self.write_pending)
             return self._batch_sent
         self.write_pending()  # keeps the order of everything sent
-        info = client.publish(topic, body, qos, retain)
+        info = client.publish(topic, body, qos, retain, mqtt5.publish_properties(body))
         return _Sent(info) if info.rc == paho.MQTT_ERR_SUCCESS else None
 
     def write_pending(self) -> None:
@@ -264,12 +289,15 @@ class FastLink:
         self._pending = []
         batch, self._batch_info = self._batch_info, paho.MQTTMessageInfo(0)
         self._batch_sent = _Sent(self._batch_info)
-        headers, parts = self._topic_headers, list[bytes]()
+        headers, parts, v5 = self._topic_headers, list[bytes](), self._v5
         for topic, body in pending:
             header = headers.get(topic)
             if header is None:
                 encoded = topic.encode()
-                header = headers[topic] = len(encoded).to_bytes(2, "big") + encoded
+                empty = b"\x00" if v5 else b""  # v5: the length of no properties
+                header = headers[topic] = len(encoded).to_bytes(2, "big") + encoded + empty
+            if v5 and isinstance(body, mqtt5.WithProperties):
+                header = header[:-1] + mqtt5.packed(body)
             parts += (b"\x30", _remaining_length(len(header) + len(body)), header, body)
         data = b"".join(parts)
         client._out_packet.append(

@@ -6,6 +6,8 @@ ack/nack are no-ops on the wire, discovery goes to topic ``fbp``.
 
 URL: ``mqtt[s]://user:pass@host:port?qos=1&clientId=X&keepalive=60&shared=1&group=msgflo&fastpath=0``
 (``mqtts`` defaults to port 8883; its CA and client certificate: :mod:`msgflo.transport.tls`).
+``&version=5`` speaks MQTT 5 instead of 3.1.1, which carries dead-letter reasons as user
+properties (:mod:`msgflo.transport.mqtt5`).
 
 The per-message paths run on :mod:`msgflo.transport._paho` (the fast path) when its check
 passes, and on :class:`PublicLink` (aiomqtt's public API only) when it does not or with
@@ -42,8 +44,9 @@ from typing import Any, Protocol
 
 import aiomqtt
 import orjson
+import paho.mqtt.client as paho
 
-from msgflo.transport import _paho
+from msgflo.transport import _paho, mqtt5
 from msgflo.transport._adapter import FastPath
 from msgflo.transport.base import (
     DISCOVERY_QUEUE,
@@ -169,6 +172,7 @@ class PublicLink:
                     body = bytes(payload)
                 else:
                     body = b"" if payload is None else str(payload).encode()
+                body = mqtt5.with_user_properties(body, message.properties)
                 self._deliver(message.topic.value, body)
                 await self._reading.wait()
         except aiomqtt.MqttError as exc:
@@ -190,7 +194,8 @@ class PublicLink:
 
     async def _publish(self, topic: str, body: bytes, qos: int, retain: bool) -> None:
         try:
-            await self.session.publish(topic, body, qos, retain)
+            properties = mqtt5.publish_properties(body)
+            await self.session.publish(topic, body, qos, retain, properties=properties)
         except aiomqtt.MqttError as exc:
             log.debug("publish to %r failed: %s", topic, cause(exc))
             raise
@@ -319,6 +324,7 @@ class MqttClient(Client):
         given = address.options.get("clientId")
         self._client_id = given or f"msgflo-{uuid.uuid4().hex[:16]}"
         self._keepalive = address.int_option("keepalive", 60)
+        self._v5 = mqtt5.wanted(address)
         self._clean_session = address.int_option("clean", 0 if self._qos > 0 else 1) != 0
         self._end_session = given is None and not self._clean_session
         self._tls = client_context(address)
@@ -378,7 +384,7 @@ class MqttClient(Client):
         try:
             await asyncio.wait_for(self._open(self.connect_timeout), self.connect_timeout)
         except (aiomqtt.MqttError, OSError, TimeoutError) as exc:
-            raise connect_error(self, exc) from exc
+            raise connect_error(self, exc, mqtt5.refusal(exc) if self._v5 else None) from exc
         self._closed = False
         self._set_online()
         self._supervisor = asyncio.get_running_loop().create_task(
@@ -392,7 +398,10 @@ class MqttClient(Client):
             username=self.address.username,
             password=self.address.password,
             identifier=self._client_id,
-            clean_session=clean,
+            protocol=aiomqtt.ProtocolVersion.V5 if self._v5 else aiomqtt.ProtocolVersion.V311,
+            clean_session=None if self._v5 else clean,
+            clean_start=clean if self._v5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
+            properties=mqtt5.session_properties(clean) if self._v5 else None,
             keepalive=self._keepalive,
             tls_context=self._tls,
             timeout=timeout,
@@ -611,7 +620,7 @@ class MqttClient(Client):
         async def deliver(topic: str, body: bytes) -> None:
             # The token marks a delivery (which a participant settles on the broker) apart
             # from data handed to it directly; MQTT has no handle of its own to put there.
-            message = Message.from_envelope(topic, body, token=topic)
+            message = mqtt5.message_from(topic, body, token=topic)
             try:
                 await handler(message)
             except Exception:
@@ -674,7 +683,7 @@ class MqttClient(Client):
         """A plain (never shared) subscription: every subscriber gets every message."""
 
         async def deliver(topic: str, body: bytes) -> None:
-            await handler(Message.from_body(topic, body))
+            await handler(Message.from_body(topic, mqtt5.plain(body)))
 
         await self._set_observer(channel, deliver)
 
@@ -705,7 +714,8 @@ class MqttClient(Client):
         reason: Mapping[str, Any] | None = None,
     ) -> None:
         """MQTT cannot reject a delivered message: the client publishes it to the topic
-        ``dead-<queue>`` itself, with ``reason`` in an envelope (:func:`reason.wrap`).  A
+        ``dead-<queue>`` itself, with ``reason`` in an envelope (:func:`reason.wrap`), or as
+        user properties in MQTT 5 mode (:func:`mqtt5.dead_letter`).  A
         broker drops a publish nobody subscribes to, so each dead letter is logged here.
         ``requeue`` only marks the message settled: MQTT cannot take a message back."""
         if message.settled:
@@ -714,7 +724,12 @@ class MqttClient(Client):
         if requeue:
             return
         dead = f"dead-{message.queue}"
-        body = message.body if reason is None else wrap(message.body, reason)
+        if reason is None:
+            body = message.body
+        else:
+            body = (
+                mqtt5.dead_letter(message.body, reason) if self._v5 else wrap(message.body, reason)
+            )
         log.warning(
             "dead letter of %r published to topic %r (the broker drops it unless a DEAD_ edge "
             "or a subscriber takes it)",
@@ -878,7 +893,7 @@ class MqttBroker(MqttClient, Broker):
                 await self._send(target, body, self._qos)
         subscribers = self._data.get(topic)
         if subscribers:
-            data = decode(unwrap(body)[0])
+            data = decode(unwrap(mqtt5.plain(body))[0])
             for binding, handler in list(subscribers):
                 try:
                     await handler(binding, data)
@@ -887,7 +902,7 @@ class MqttBroker(MqttClient, Broker):
         if topic == DISCOVERY_QUEUE:
             for participant_handler in list(self._participant_handlers):
                 try:
-                    await participant_handler(Message.from_body(topic, body))
+                    await participant_handler(Message.from_body(topic, mqtt5.plain(body)))
                 except Exception:
                     log.exception("participant-change handler failed")
 

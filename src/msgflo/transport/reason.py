@@ -8,6 +8,7 @@ the wire beside the original payload, never inside it, so that the participant o
 * RabbitMQ and memory: one message header per field, named ``msgflo-<field>``; a message that
   RabbitMQ itself dead-lettered (a Node participant's nack) has ``x-death`` instead, which is
   read into the same shape;
+* MQTT 5 (``?version=5``): one user property per field, named like the RabbitMQ headers;
 * MQTT 3.1.1 and NATS: an envelope, a JSON object whose first key is ``msgflo_dead_letter``
   (the reason) followed by ``body`` (the original bytes as text, or base64 with ``encoding``).
 
@@ -18,7 +19,7 @@ header too large for the broker: a dead letter is never refused for the size of 
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -91,6 +92,40 @@ def from_headers(headers: Mapping[str, Any] | None) -> Reason | None:
                 reason[key] = _plain(death[key])
         return reason
     return None
+
+
+NUMBER_FIELDS = frozenset({"attempt", "count"})
+"""Fields that are whole numbers: MQTT 5 user properties are text, these are read back."""
+
+
+def to_properties(reason: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The reason as MQTT 5 user properties: the headers' names, every value as the inside of
+    a JSON string, because brokers refuse control characters (a traceback's newlines) in them."""
+    return [(key, _escaped(str(value))) for key, value in to_headers(reason).items()]
+
+
+def _escaped(text: str) -> str:
+    valid = text.encode("utf-8", "replace").decode("utf-8")  # no lone surrogates
+    return orjson.dumps(valid)[1:-1].decode("utf-8")
+
+
+def from_properties(properties: Sequence[tuple[str, str]]) -> Reason | None:
+    """The reason of :func:`to_properties` (other user properties are not part of it)."""
+    headers: dict[str, str | int] = {}
+    for key, value in properties:
+        text = _unescaped(value)
+        number = key[len(HEADER_PREFIX) :] in NUMBER_FIELDS and text.isdecimal()
+        headers[key] = int(text) if number else text
+    return from_headers(headers)
+
+
+def _unescaped(value: str) -> str:
+    """A value of :func:`to_properties`; another publisher's plain text as it is."""
+    try:
+        text = orjson.loads(b'"' + value.encode("utf-8") + b'"')
+    except orjson.JSONDecodeError:
+        return value
+    return text if isinstance(text, str) else value
 
 
 def attempt_of(headers: Mapping[str, Any] | None) -> int:
