@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -253,6 +254,29 @@ async def test_a_child_seen_to_exit_is_not_counted(prefix: str, tmp_path: Path) 
             assert coordinator.registry.count("c") == 0
         gone = [e.message for e in events.of(EventKind.PARTICIPANT_GONE, "c")]
         assert gone == [f"c: participant c-{n} gone (its process exited)" for n in (1, 2)]
+
+
+async def test_a_stopped_role_is_gone_before_its_process_ends(prefix: str, tmp_path: Path) -> None:
+    """A network stopped and started again at once (what FBP clients and fbp-spec do) must not
+    wire the new participants past the old ones, which are still shutting down and would never
+    answer: the coordinator counts what it stops as gone when it decides to stop it."""
+    command = (
+        f'{sys.executable} -c "import signal, time; signal.signal(signal.SIGTERM, lambda *a: None); '
+        'print(1, flush=True); time.sleep(60)"'
+    )
+    library = Library(LibraryConfig(components={"Slow": command}), componentdirs=[], root=tmp_path)
+    async with coordinating(prefix, library=library) as (coordinator, events, client):
+        await coordinator.load_graph({"processes": {"c": {"component": "Slow"}}})
+        await events.wait(ready_count(events, EventKind.PROCESS_READY, 1), "started")
+        await client.send_discovery(encode(announcement("c-1", "c", "c.OUT")))
+        await until(lambda: coordinator.registry.count("c") == 1, "one running")
+        [pid] = coordinator.supervisor.pids()["c"]
+        await coordinator.load_graph({"processes": {}})
+        os.kill(pid, 0)  # still shutting down (it ignores SIGTERM) ...
+        assert coordinator.registry.count("c") == 0  # ... and already counted out
+        assert coordinator.registry.consumers_of("c.IN") == []
+        [gone] = [e.message for e in events.of(EventKind.PARTICIPANT_GONE, "c")]
+        assert gone == "c: participant c-1 gone (stopped: its node left the graph)"
 
 
 async def test_a_typod_component_holds_no_iips_back(prefix: str, tmp_path: Path) -> None:

@@ -312,6 +312,10 @@ class Coordinator(GraphEdits):
         async with self._lock:
             for role in [r for r in self.children if r not in spec.processes]:
                 self.supervisor.retire(role)
+                # Stopping takes a moment; a graph loaded meanwhile must not wait for answers
+                # from participants that are on their way out (a stop and a start of the same
+                # network back to back, as FBP clients and fbp-spec do).
+                self._gone(self.registry.retired(role), "stopped: its node left the graph")
             self.nodes = {
                 name: Role(name, component, dict((metadata.get(name) or {}).get("metadata") or {}))
                 for name, component in spec.processes.items()

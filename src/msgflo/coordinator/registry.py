@@ -285,6 +285,15 @@ class Registry:
             instance.gone = True
         return gone
 
+    def retired(self, role: str) -> list[Instance]:
+        """This coordinator is stopping the processes of ``role``: what they announced is gone
+        now, before they exit.  A participant of the role that keeps running elsewhere is
+        back at its next announcement."""
+        gone = [i for i in self.of_role(role) if i.session]
+        for instance in gone:
+            instance.gone = True
+        return gone
+
     def forget(self, needed: Callable[[str], bool]) -> list[Instance]:
         """Drop the gone instances nothing needs: all of a role with a live instance or with no
         node in the graph (``needed(role)`` is false), and all but the most recently seen of
