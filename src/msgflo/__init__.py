@@ -9,15 +9,32 @@ Code written for msgflo-python 0.4 keeps working through :func:`main` and the le
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-from msgflo import testing
-from msgflo.participant import Participant, component
-from msgflo.runner import instantiate, run_participants
-from msgflo.transport import Message
+if TYPE_CHECKING:
+    from msgflo import testing
+    from msgflo.participant import Participant, component
+    from msgflo.transport import Message
 
 __all__ = ["Message", "Participant", "component", "main", "run", "testing"]
 __version__ = "0.5.0"
+
+_LAZY = {
+    "Participant": "msgflo.participant",
+    "component": "msgflo.participant",
+    "Message": "msgflo.transport",
+}
+"""Names loaded on first use: tools that import one submodule (``msgflo-spec``, the graph
+tools) should not pay for the participant machinery, nor a participant for the test helpers."""
+
+
+def __getattr__(name: str) -> Any:
+    if name == "testing":
+        return import_module("msgflo.testing")
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'msgflo' has no attribute {name!r}")
 
 
 def run(
@@ -33,9 +50,12 @@ def run(
     ``run(Upper)`` takes the role and options from the command line; ``run(instances, broker)``
     is msgflo-python's call with participants that already have their roles.
     """
+    from msgflo import participant as participants
+    from msgflo.runner import instantiate, run_participants
+
     if isinstance(target, Sequence):
         run_participants(list(target), broker, iips=iips)
-    elif role or (isinstance(target, Participant) and target.role):
+    elif role or (isinstance(target, participants.Participant) and target.role):
         run_participants([instantiate(target, role or "")], broker, iips=iips)
     else:
         from msgflo.cli.python import participant_command

@@ -8,11 +8,11 @@ import sys
 
 import pytest
 
-from msgflo.runner import debug_selected
+from msgflo.logs import debug_selected
 
 LOG_SOMETHING = """
 import logging
-from msgflo.runner import setup_logging
+from msgflo.logs import setup_logging
 setup_logging()
 logging.getLogger("msgflo.coordinator").debug("ours")
 logging.getLogger("aiormq.connection").debug("theirs")

@@ -13,7 +13,7 @@ import click
 from click.core import ParameterSource
 
 from msgflo.errors import MsgfloError
-from msgflo.runner import setup_logging
+from msgflo.logs import setup_logging
 from msgflo.transport import Address, TransportError
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -31,8 +31,8 @@ from msgflo.deploy.autoscale import AutoscaleError, RoleScaling, for_roles, load
 from msgflo.deploy.roles import Role, fed_inports
 from msgflo.graph import Graph, GraphError, load_graph
 from msgflo.library import Library
+from msgflo.logs import setup_logging
 from msgflo.participant import queue_name
-from msgflo.runner import setup_logging
 from msgflo.runtime import (
     MAIN_GRAPH,
     Access,

@@ -20,7 +20,7 @@ import click
 
 from msgflo.cli.common import one_line_errors
 from msgflo.errors import ConnectError
-from msgflo.runner import setup_logging
+from msgflo.logs import setup_logging
 from msgflo.testing.spec import (
     CaseResult,
     FbpClient,

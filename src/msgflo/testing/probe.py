@@ -1,5 +1,5 @@
-"""Helpers for testing participants: run one on a broker (the memory transport by default),
-send to its inports, and await what comes out of its outports.
+"""Run one participant on a broker (the memory transport by default), send to its inports,
+and await what comes out of its outports.
 
     async with msgflo.testing.participant(Upper) as p:
         await p.send("in", "abc")

@@ -29,8 +29,8 @@ import pytest
 
 from msgflo.library import Library
 from msgflo.participant import Participant
-from msgflo.testing import ParticipantProbe, participant
 from msgflo.testing.network import NetworkProbe, network
+from msgflo.testing.probe import ParticipantProbe, participant
 from msgflo.testing.runtime import in_process_runtime
 from msgflo.testing.spec import CaseResult, FbpClient, SuiteError, run_suites
 from msgflo.testing.spec.suite import Suite, parse_suites
