@@ -2,6 +2,10 @@
 msgflo-spec at least 2x faster). Both commands are timed whole, as a user runs them, and each
 must report all 50 cases passed, so a run proves the packets went through the network.
 
+Both also run a one-case suite against the same runtime: what a run costs before its cases
+(program start, connecting, the fixture's participants starting), the floor under any speed-up;
+and ``--help`` alone, the program's own start.
+
 Run: .venv/bin/python -m bench.spec_runner [--cases 50] [--repeat 3] [--json FILE]
 """
 
@@ -59,6 +63,12 @@ def timed(command: list[str], cases: int) -> float:
     return seconds
 
 
+def started(command: list[str]) -> float:
+    began = time.perf_counter()
+    subprocess.run([*command, "--help"], cwd=NODE, capture_output=True, check=True, timeout=60)
+    return time.perf_counter() - began
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=50)
@@ -71,6 +81,8 @@ def main() -> None:
         make_project(project, port)
         suite = project / "suite.yaml"
         suite.write_text(make_suite(args.cases))
+        single = project / "single.yaml"
+        single.write_text(make_suite(1))
         runtime = subprocess.Popen(
             runtime_command(project, port),
             shell=True,
@@ -83,20 +95,30 @@ def main() -> None:
             assert runtime.stdout is not None
             runtime.stdout.readline()
             address = f"ws://127.0.0.1:{port}"
-            common = ["--address", address, "--command-timeout", "10", str(suite)]
-            node = [timed([str(BIN / "fbp-spec"), *common], args.cases) for _ in range(args.repeat)]
-            ours = [
-                timed([str(VENV_BIN / "msgflo-spec"), *common], args.cases)
-                for _ in range(args.repeat)
-            ]
+            common = ["--address", address, "--command-timeout", "10"]
+            tools = {"fbp-spec": BIN / "fbp-spec", "msgflo-spec": VENV_BIN / "msgflo-spec"}
+            times: dict[tuple[str, int], list[float]] = {}
+            for _ in range(args.repeat):
+                for name, tool in tools.items():
+                    times.setdefault((name, 0), []).append(started([str(tool)]))
+                for path, cases in ((suite, args.cases), (single, 1)):
+                    for name, tool in tools.items():
+                        times.setdefault((name, cases), []).append(
+                            timed([str(tool), *common, str(path)], cases)
+                        )
         finally:
             runtime.terminate()
             runtime.wait(timeout=15)
+    node, ours = times[("fbp-spec", args.cases)], times[("msgflo-spec", args.cases)]
     result = {
         "scenario": "spec_runner",
         "cases": args.cases,
         "fbp_spec_seconds": node,
         "msgflo_spec_seconds": ours,
+        "one_case_fbp_spec_seconds": times[("fbp-spec", 1)],
+        "one_case_msgflo_spec_seconds": times[("msgflo-spec", 1)],
+        "help_fbp_spec_seconds": times[("fbp-spec", 0)],
+        "help_msgflo_spec_seconds": times[("msgflo-spec", 0)],
         "speedup_median": statistics.median(node) / statistics.median(ours),
         "target": 2.0,
     }

@@ -3,18 +3,25 @@ runtime (ours, NoFlo, MicroFlo...), with a timeout on every request.
 
 Every message the runtime sends is also kept in one stream that observers read, so a case can
 wait for output packets that arrive while other requests are still being answered.
+
+It speaks WebSocket through ``websockets`` rather than aiohttp: importing aiohttp's client
+loads the system's CA certificates twice, a tenth of a second that every ``msgflo-spec`` run
+would pay before its first case.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+from websockets.protocol import State
+from websockets.typing import Subprotocol
 
 from msgflo.errors import ConnectError, ProtocolError
 
@@ -40,8 +47,7 @@ class FbpClient:
         self.secret = secret
         self.command_timeout = command_timeout
         self.definition: dict[str, Any] = {}
-        self._session: aiohttp.ClientSession | None = None
-        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         self._observers: list[asyncio.Queue[Signal | None]] = []
 
@@ -50,15 +56,19 @@ class FbpClient:
         ask for the runtime's definition and check it can run specs."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + start_timeout
-        self._session = aiohttp.ClientSession()
         cause: Exception | None = None
         while True:
             try:
-                self._ws = await self._session.ws_connect(
-                    self.address, protocols=("noflo",), timeout=aiohttp.ClientWSTimeout(ws_close=2)
+                self._ws = await connect(
+                    self.address,
+                    subprotocols=[Subprotocol("noflo")],
+                    open_timeout=max(1.0, deadline - loop.time()),
+                    close_timeout=2,
+                    ping_interval=None,
+                    max_size=None,
                 )
                 break
-            except (aiohttp.ClientError, OSError, ValueError) as exc:
+            except (WebSocketException, OSError, TimeoutError) as exc:
                 cause = exc
             if loop.time() >= deadline:
                 await self.close()
@@ -84,23 +94,23 @@ class FbpClient:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
-        if self._session is not None:
-            await self._session.close()
-        self._ws = self._reader = self._session = None
+        self._ws = self._reader = None
 
     async def _read(self) -> None:
         assert self._ws is not None
         try:
             async for frame in self._ws:
-                if frame.type != aiohttp.WSMsgType.TEXT:
+                if not isinstance(frame, str):
                     continue
                 try:
-                    raw = json.loads(frame.data)
+                    raw = orjson.loads(frame)
                     signal = Signal(raw["protocol"], raw["command"], raw.get("payload"))
                 except (ValueError, KeyError, TypeError):
                     continue
                 for queue in self._observers:
                     queue.put_nowait(signal)
+        except ConnectionClosed:
+            pass  # observers learn it from the None below
         finally:
             for queue in self._observers:
                 queue.put_nowait(None)
@@ -116,12 +126,15 @@ class FbpClient:
             self._observers.remove(queue)
 
     async def send(self, protocol: str, command: str, payload: dict[str, Any]) -> None:
-        if self._ws is None or self._ws.closed:
+        if self._ws is None or self._ws.state is not State.OPEN:
             raise ConnectError(f"disconnected from the FBP runtime at {self.address}")
         message = {"protocol": protocol, "command": command, "payload": payload}
         if self.secret:
             message["payload"] = {**payload, "secret": self.secret}
-        await self._ws.send_str(json.dumps(message))
+        try:
+            await self._ws.send(orjson.dumps(message).decode())
+        except ConnectionClosed as exc:
+            raise ConnectError(f"disconnected from the FBP runtime at {self.address}") from exc
 
     async def request(
         self, protocol: str, command: str, payload: dict[str, Any], answers: tuple[str, ...]
@@ -153,8 +166,11 @@ class FbpClient:
 def _describe(exc: Exception | None) -> str:
     if exc is None:
         return "unknown error"
-    if isinstance(exc, aiohttp.WSServerHandshakeError):
-        return f"WebSocket handshake refused ({exc.status} {exc.message})"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return str(exc.os_error.strerror or exc.os_error)
+    if isinstance(exc, InvalidStatus):
+        response = exc.response
+        return f"WebSocket handshake refused ({response.status_code} {response.reason_phrase})"
+    if isinstance(exc, OSError):
+        return str(exc.strerror or exc)
+    if isinstance(exc, TimeoutError):
+        return "no WebSocket handshake in time"
     return str(exc) or type(exc).__name__

@@ -108,10 +108,15 @@ def _files(paths: Sequence[str | Path]) -> Iterator[Path]:
             raise SuiteError(f"{path}: no such file or directory")
 
 
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's loader where PyYAML was built with it: the pure-Python one takes longer to read a
+50-case suite than the runtime takes to run it.  Both keep the line of every node."""
+
+
 def parse_suites(text: str, file: str = "<string>") -> list[Suite]:
     """The suites of one YAML text (several documents, or one document with a list)."""
     try:
-        documents = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        documents = list(yaml.compose_all(text, Loader=_LOADER))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{file}:{mark.line + 1}" if mark is not None else file
@@ -134,7 +139,7 @@ class _Reader:
 
     def __init__(self, file: str) -> None:
         self.file = file
-        self._constructor = yaml.SafeLoader("")
+        self._constructor = _LOADER("")
 
     def fail(self, node: yaml.Node, where: str, problem: str) -> SuiteError:
         return SuiteError(f"{self.file}:{node.start_mark.line + 1}: {where}: {problem}")
