@@ -12,11 +12,13 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from msgflo.participant import Participant
 from msgflo.runner import instantiate
 from msgflo.transport import Binding, Broker, Message, QueueKind, get_broker
+
+T = TypeVar("T")
 
 __all__ = ["ParticipantProbe", "participant"]
 
@@ -72,12 +74,8 @@ class ParticipantProbe:
     async def receive_message(self, port: str, timeout: float = 5.0) -> Message:
         if port not in self._outputs:
             self.participant.outport(port)  # raises, naming the ports it has
-        try:
-            return await asyncio.wait_for(self._outputs[port].get(), timeout)
-        except TimeoutError:
-            raise AssertionError(
-                f"nothing arrived on {self.participant.role}.{port} within {timeout:g} s"
-            ) from None  # a test failure: pytest shows the message, a chained TimeoutError is noise
+        missing = f"nothing arrived on {self.participant.role}.{port}"
+        return await _next(self._outputs[port], timeout, missing)
 
     async def receive(self, port: str, timeout: float = 5.0) -> Any:
         """The data of the next message on ``port``; fails the test after ``timeout`` seconds."""
@@ -89,16 +87,20 @@ class ParticipantProbe:
         if port not in self._dead:
             self.participant.inport(port)  # raises, naming the ports it has
             raise AssertionError(f"dead letters are not captured on {self.client.url}")
-        try:
-            return await asyncio.wait_for(self._dead[port].get(), timeout)
-        except TimeoutError:
-            raise AssertionError(
-                f"no dead letter from {self.participant.role}.{port} within {timeout:g} s"
-            ) from None  # a test failure: pytest shows the message, a chained TimeoutError is noise
+        missing = f"no dead letter from {self.participant.role}.{port}"
+        return await _next(self._dead[port], timeout, missing)
 
     def pending(self, port: str) -> int:
         """How many messages arrived on ``port`` and were not received yet."""
         return self._outputs[port].qsize()
+
+
+async def _next(waiting: asyncio.Queue[T], timeout: float, missing: str) -> T:
+    try:
+        return await asyncio.wait_for(waiting.get(), timeout)
+    except TimeoutError:
+        # A test failure: pytest shows the message; a chained TimeoutError would be noise.
+        raise AssertionError(f"{missing} within {timeout:g} s") from None
 
 
 @asynccontextmanager
