@@ -204,3 +204,17 @@ def test_measured_start_up_of_new_workers_counts_as_boot() -> None:
     decision = scaler.step(100, 2, now=6.0, consumers=2)
     assert scaler.booted == pytest.approx(6.0) and decision.boot == pytest.approx(6.0)
     assert decision.waited == pytest.approx(6.0)
+
+
+def test_a_queue_that_does_not_drain_does_not_swing_the_count() -> None:
+    """A worker that keeps crashing leaves its queue as it is; the wait the scaler counts
+    depends on the worker count, and it must not step down to a count that asks for more."""
+    r = parse_config("r: {processing: 1, deadline: 60, stddev: 0, max: 20, history: 30}")["r"]
+    scaler = Scaler(r, opened=0.0)
+    workers, counts = 1, []
+    for second in range(600):
+        decision = scaler.step(100, workers, now=float(second))
+        workers = decision.next if decision.next is not None else workers
+        counts.append(workers)
+    assert counts == sorted(counts), "only ever up"
+    assert counts[-1] == counts[100] < 20, "settled long ago, below max"

@@ -109,6 +109,14 @@ class RoleScaling:
         """How many past estimates hold back scaling down."""
         return max(1, math.floor(self.history / self.pollinterval))
 
+    def waited(self, queued: int, age: float, workers: int | None) -> float:
+        """How long the job at the head of the queue has waited, as far as the scaler can know:
+        the backlog's ``age``, but no more than the queue's length at the rate of ``workers``
+        (Little's law: a steady stream with a standing queue does not age forever)."""
+        if workers is None:
+            return age
+        return min(age, queued * self.processing / (max(workers, 1) * self.concurrency))
+
     def estimate(self, queued: int, waited: float = 0.0, boot: float | None = None) -> int:
         """Workers needed for ``queued`` jobs, within ``minimum`` and ``maximum``."""
         waiting = math.ceil(queued / self.concurrency) * self.processing
@@ -151,20 +159,30 @@ def decide(
     queued: int,
     current: int | None,
     history: Sequence[int],
-    waited: float = 0.0,
+    age: float = 0.0,
     boot: float | None = None,
 ) -> Decision:
     """Up at once; down only to the highest recent estimate, or to the estimate when it is
-    above all of them (the recent past says the load is really gone)."""
+    above all of them (the recent past says the load is really gone), and never to a count
+    that would ask for more at once: the wait counted depends on the workers
+    (:meth:`RoleScaling.waited`), so fewer workers can see a longer wait, and a queue that does
+    not drain (a crashing worker) would otherwise swing the count down and up forever."""
     booting = scaling.boot if boot is None else boot
-    estimate = scaling.estimate(queued, waited, booting)
+
+    def needed(workers: int | None) -> int:
+        return scaling.estimate(queued, scaling.waited(queued, age, workers), booting)
+
+    estimate = needed(current)
     recent = max(history) if history else None
     target: int | None = None
     if current is None or estimate > current:
         target = estimate
     elif estimate < current:
         floor = estimate if recent is None or estimate >= recent else recent
+        while floor < current and needed(floor) > floor:
+            floor += 1
         target = floor if floor < current else None
+    waited = scaling.waited(queued, age, current)
     return Decision(scaling.name, queued, current, estimate, recent, target, waited, booting)
 
 
@@ -175,11 +193,9 @@ class Scaler:
 
     Jobs wait once the queue holds more than the workers in hand take at once; the first poll
     counts them from when the scaler was made (a backlog found at start is at least that old).
-    The wait is capped at the queue's length at the present rate of the workers (Little's law:
-    how long the job at the head has waited when the queue has been served at that rate), so a
-    steady stream with a standing queue does not age forever.  A new worker's start-up is
-    measured from a scale-up until the queue shows as many consumers; the larger of that and
-    the configured ``boot`` is used.
+    :meth:`RoleScaling.waited` caps that age at what the queue's length allows.  A new
+    worker's start-up is measured from a scale-up until the queue shows as many consumers; the
+    larger of that and the configured ``boot`` is used.
     """
 
     scaling: RoleScaling
@@ -208,7 +224,7 @@ class Scaler:
             queued,
             current,
             list(self.history),
-            self._waited(queued, current, at),
+            self._age(queued, current, at),
             max(self.scaling.boot, self.booted),
         )
         self.history.append(decision.estimate)
@@ -218,15 +234,13 @@ class Scaler:
             self._booting = None
         return decision
 
-    def _waited(self, queued: int, current: int | None, now: float) -> float:
-        serving = max(current or 0, 1) * self.scaling.concurrency
+    def _age(self, queued: int, current: int | None, now: float) -> float:
         if queued <= (current or 0) * self.scaling.concurrency:
             self.waiting_since = None
             return 0.0
         if self.waiting_since is None:
             self.waiting_since = now
-        head = queued * self.scaling.processing / serving
-        return min(now - self.waiting_since, head)
+        return now - self.waiting_since
 
     def _measure_boot(self, consumers: int | None, now: float) -> None:
         if self._booting is None or consumers is None:
