@@ -20,7 +20,8 @@ from msgflo.transport import (
     get_client,
 )
 from msgflo.transport._paho import READ_SIZE
-from msgflo.transport.mqtt import HIGH_WATER, MqttBroker, MqttClient
+from msgflo.transport.mqtt import MqttBroker, MqttClient
+from msgflo.transport.mqtt_subscriptions import HIGH_WATER
 from tests.brokers import MOSQUITTO, require_broker
 from tests.integration.mqtt_helpers import QUIET, WAIT, Inbox, topics
 
@@ -230,9 +231,9 @@ async def test_remove_binding_stops_forwarding(broker: MqttBroker, client: MqttC
 async def test_removing_the_last_binding_unsubscribes(broker: MqttBroker) -> None:
     src, tgt = topics("a.OUT", "b.IN")
     await broker.add_binding(Binding(src, tgt))
-    assert src in broker._routes
+    assert src in broker._subscriptions.routes
     await broker.remove_binding(Binding(src, tgt))
-    assert src not in broker._routes
+    assert src not in broker._subscriptions.routes
     assert await broker.list_bindings() == []
 
 

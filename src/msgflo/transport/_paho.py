@@ -18,7 +18,7 @@ first, and an empty block (the common case) is one zero byte; a non-empty one is
 
 :func:`unavailable` checks once, at connect, that the library versions are the tested ones and
 that every attribute used here exists; when it finds a difference, the transport runs
-:class:`msgflo.transport.mqtt.PublicLink` (aiomqtt's public API) instead.
+:class:`msgflo.transport.mqtt_link.PublicLink` (aiomqtt's public API) instead.
 """
 
 from __future__ import annotations
