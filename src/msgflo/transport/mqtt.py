@@ -104,7 +104,6 @@ class MqttClient(Client):
         self._end_session = given is None and not self._clean_session
         self._tls = client_context(address)
         self._fastpath = FastPath(address.options, "MQTT")
-        self._queues: dict[str, QueueKind] = {}
         self._link: Link | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._closed = True
@@ -270,10 +269,10 @@ class MqttClient(Client):
     # queues and subscriptions ---------------------------------------------------------------
 
     async def create_queue(self, kind: QueueKind, name: str, *, persistent: bool = True) -> None:
-        self._queues[name] = kind
+        """Nothing to declare: an MQTT topic exists while someone publishes or subscribes."""
 
     async def remove_queue(self, kind: QueueKind, name: str) -> None:
-        self._queues.pop(name, None)
+        """Nothing to delete (see :meth:`create_queue`)."""
 
     supports_attach = True
 
