@@ -35,11 +35,11 @@ broker redelivers every delivery that was not acked.
 
 aio-pika opens the connection; the exact declarations go through aiormq channels underneath.
 The per-message paths (publish, confirm, ack, delivery) run on :mod:`msgflo.transport._aiormq`
-when its check passes, and on :class:`PublicPath` (aiormq's public channel API, a task per
-message, and a random ``message-id`` property on every publish) when it does not or with
-``?fastpath=0``.  Either way publishes are tracked by delivery tag in one ordered dict per
-session, confirms pop them, and held acks are released right there, coalesced into one
-``multiple=True`` ack for the oldest unsettled deliveries.
+when its check passes, and on :class:`~msgflo.transport.amqp_session.PublicPath` (aiormq's
+public channel API, a task per message, and a random ``message-id`` property on every publish)
+when it does not or with ``?fastpath=0``.  Either way publishes are tracked by delivery tag in
+one ordered dict per session, confirms pop them, and held acks are released right there,
+coalesced into one ``multiple=True`` ack for the oldest unsettled deliveries.
 
 A consumer the broker refuses (the queue is missing, access is refused, another connection holds
 it exclusively) is an error: :meth:`AmqpClient.subscribe_to_queue` raises :class:`TransportError`
@@ -51,25 +51,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import aio_pika
 import aiormq
 import aiormq.abc
 import aiormq.exceptions
 from aiormq.abc import AbstractChannel, DeliveredMessage
-from aiormq.tools import awaitable
 from pamqp import commands as spec
 
 from msgflo.transport import _aiormq
 from msgflo.transport._adapter import FastPath
+from msgflo.transport.amqp_errors import describe, refusal
 from msgflo.transport.amqp_management import bindings_from_links, read_links
+from msgflo.transport.amqp_session import Publish, Session, Token
 from msgflo.transport.base import (
     DISCOVERY_QUEUE,
     Address,
@@ -92,7 +91,7 @@ from msgflo.transport.reason import (
     from_headers,
     to_headers,
 )
-from msgflo.transport.reconnect import cause, connect_error, supervise
+from msgflo.transport.reconnect import connect_error, supervise
 from msgflo.transport.tls import TLS_OPTIONS, client_context
 
 log = logging.getLogger(__name__)
@@ -122,29 +121,14 @@ _REFUSED = (
 
 _Op = Callable[[AbstractChannel], Awaitable[object]]
 _Key = tuple[str, ...]
-_Process = Callable[[DeliveredMessage, "_Token | None"], Awaitable[None]]
-
-
-class _Token(NamedTuple):
-    """Identifies a delivery: the delivery tag is only meaningful on its own channel."""
-
-    generation: int
-    tag: int
-
-
-@dataclass(slots=True, eq=False)
-class _Publish:
-    seq: int
-    exchange: str
-    routing_key: str
-    body: bytes
+_Process = Callable[[DeliveredMessage, "Token | None"], Awaitable[None]]
 
 
 @dataclass(slots=True)
 class _Settle:
     after: int
     """Sequence number of the last publish that must be confirmed before this goes out."""
-    token: _Token
+    token: Token
     ack: bool
     requeue: bool = False
 
@@ -160,214 +144,6 @@ class _Consumer:
     cancelled: bool = False
 
 
-_Confirm = Callable[[int, bool, bool], None]
-"""``(delivery_tag, multiple, ack)`` of a publisher confirm."""
-
-
-class DataPath(Protocol):
-    """How one session's publishes, acks and deliveries reach the data channel.
-
-    :class:`msgflo.transport._aiormq.FastPath` and :class:`PublicPath` implement it.
-    """
-
-    channel: AbstractChannel
-
-    async def consume(
-        self, queue: str, callback: Callable[[DeliveredMessage], None], *, no_ack: bool
-    ) -> str: ...
-
-    def publish(self, exchange: str, routing_key: str, body: bytes) -> None: ...
-
-    def method(self, frame: spec.Basic.Ack | spec.Basic.Nack) -> None: ...
-
-    def flush(self) -> None: ...
-
-    async def drain(self) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class PublicPath:
-    """A data channel on aiormq's public API only: one call (and one task) per publish, ack and
-    delivery; used when the fast path's check fails or with ``?fastpath=0``.
-
-    Publishes and acks are written in the order they are made (each task takes the channel's
-    lock in turn); aiormq adds a random ``message-id`` property to every publish.
-    """
-
-    def __init__(
-        self, channel: aiormq.Channel, properties: spec.Basic.Properties, on_confirm: _Confirm
-    ) -> None:
-        self.channel: AbstractChannel = channel
-        self._channel = channel
-        self._properties = properties
-        self._on_confirm = on_confirm
-        self._tag = 0
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    @classmethod
-    async def open(
-        cls, amqp: aiormq.Connection, properties: spec.Basic.Properties, on_confirm: _Confirm
-    ) -> PublicPath:
-        channel = await amqp.channel(publisher_confirms=True)
-        assert isinstance(channel, aiormq.Channel)
-        return cls(channel, properties, on_confirm)
-
-    async def consume(
-        self, queue: str, callback: Callable[[DeliveredMessage], None], *, no_ack: bool
-    ) -> str:
-        ok = await self.channel.basic_consume(queue, awaitable(callback), no_ack=no_ack)
-        return ok.consumer_tag or ""
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def publish(self, exchange: str, routing_key: str, body: bytes) -> None:
-        self._tag += 1
-        self._spawn(self._publish(self._tag, exchange, routing_key, body))
-
-    async def _publish(self, tag: int, exchange: str, routing_key: str, body: bytes) -> None:
-        try:
-            await self._channel.basic_publish(
-                body,
-                exchange=exchange,
-                routing_key=routing_key,
-                properties=self._properties,
-                wait=False,
-            )
-        except aiormq.exceptions.DeliveryError:
-            self._on_confirm(tag, False, False)
-        except aiormq.exceptions.AMQPError:
-            return  # the channel is gone: the next session publishes it again
-        else:
-            self._on_confirm(tag, False, True)
-
-    def method(self, frame: spec.Basic.Ack | spec.Basic.Nack) -> None:
-        self._spawn(self._method(frame))
-
-    async def _method(self, frame: spec.Basic.Ack | spec.Basic.Nack) -> None:
-        tag = frame.delivery_tag or 0
-        with contextlib.suppress(aiormq.exceptions.AMQPError):
-            if isinstance(frame, spec.Basic.Ack):
-                await self.channel.basic_ack(tag, multiple=bool(frame.multiple))
-            else:
-                await self.channel.basic_nack(tag, requeue=bool(frame.requeue))
-
-    def flush(self) -> None:
-        """Every publish and ack is written by its own task."""
-
-    async def drain(self) -> None:
-        if self._tasks:
-            await asyncio.wait(list(self._tasks))
-
-    def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-
-
-class _Session:
-    """One live connection with its data channel (confirms, consumers) and a topology channel.
-
-    Declarations run on their own channel so that a refused one (406, 404) closes only that
-    channel and never the one carrying deliveries and their unacked tags.  Publishes are tracked
-    by delivery tag in one ordered dict, confirms (``multiple`` or not) pop them.
-    """
-
-    def __init__(
-        self,
-        generation: int,
-        connection: aio_pika.abc.AbstractConnection,
-        amqp: aiormq.Connection,
-        path: DataPath,
-    ) -> None:
-        self.generation = generation
-        self.connection = connection
-        self.amqp = amqp
-        self.data = path
-        self._write = path.publish
-        self.topo: AbstractChannel | None = None
-        self.unsettled: OrderedDict[int, None] = OrderedDict()
-        """Delivery tags not yet acked or nacked, in delivery order."""
-        self.inflight: OrderedDict[int, _Publish] = OrderedDict()
-        """Publishes written on this channel and not yet confirmed, by delivery tag."""
-        self.next_tag = 1
-
-    @classmethod
-    async def open(
-        cls,
-        generation: int,
-        url: str,
-        timeout: float,
-        prefetch: int,
-        properties: spec.Basic.Properties,
-        on_confirm: Callable[[_Session, int, bool, bool], None],
-        fastpath: Callable[[aiormq.Connection], bool],
-        tls: ssl.SSLContext | None,
-    ) -> _Session:
-        connection = await aio_pika.connect(url, timeout=timeout, ssl_context=tls)
-        try:
-            transport = connection.transport
-            assert transport is not None
-            assert isinstance(transport.connection, aiormq.Connection)
-            amqp = transport.connection
-            opened: list[_Session] = []  # confirms cannot arrive before the session exists
-
-            def confirm(tag: int, multiple: bool, ack: bool) -> None:
-                on_confirm(opened[0], tag, multiple, ack)
-
-            path_type = _aiormq.FastPath if fastpath(amqp) else PublicPath
-            path = await path_type.open(amqp, properties, confirm)
-            await path.channel.basic_qos(prefetch_count=prefetch)
-            session = cls(generation, connection, amqp, path)
-            opened.append(session)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await connection.close()
-            raise
-        return session
-
-    @property
-    def alive(self) -> bool:
-        return not self.data.channel.is_closed
-
-    async def topology(self) -> AbstractChannel:
-        if self.topo is None or self.topo.is_closed:
-            self.topo = await self.amqp.channel(publisher_confirms=False)
-        return self.topo
-
-    def publish(self, pub: _Publish) -> None:
-        self._write(pub.exchange, pub.routing_key, pub.body)
-        self.inflight[self.next_tag] = pub
-        self.next_tag += 1
-
-    def method(self, frame: spec.Basic.Ack | spec.Basic.Nack) -> None:
-        self.data.method(frame)
-
-    def flush(self) -> None:
-        """Hand what this turn gathered to the connection writer."""
-        if self.alive:
-            self.data.flush()
-
-    async def drain(self) -> None:
-        """Flush and wait until the writer has handed everything to the socket."""
-        await self.data.drain()
-
-    async def wait_closed(self) -> None:
-        observers = [self.data.channel.closing, self.amqp.closing]
-        try:
-            await asyncio.wait(observers, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for observer in observers:
-                observer.cancel()
-
-    async def close(self) -> None:
-        self.data.close()
-        with contextlib.suppress(Exception):
-            await self.connection.close()
-
-
 def _broker_url(address: Address) -> str:
     """The URL for aio-pika: our own options (TLS included) removed, the rest kept."""
     parts = urlsplit(address.url)
@@ -375,21 +151,6 @@ def _broker_url(address: Address) -> str:
         (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in _OWN_OPTIONS
     ]
     return urlunsplit(parts._replace(query=urlencode(query)))
-
-
-def _cause(exc: BaseException) -> str:
-    if isinstance(
-        exc, aiormq.exceptions.ProbableAuthenticationError | aiormq.exceptions.AuthenticationError
-    ):
-        return "authentication failed (check user and password)"
-    return cause(exc)
-
-
-def _refusal(exc: BaseException) -> str:
-    """The broker's own reply text, e.g. ``PRECONDITION_FAILED - inequivalent arg 'durable' ...``."""
-    if isinstance(exc, aiormq.exceptions.ChannelClosed) and len(exc.args) >= 2:
-        return f"{exc.args[1]}"
-    return _cause(exc)
 
 
 def _case_variants(name: str) -> list[str]:
@@ -442,7 +203,7 @@ class AmqpClient(Client):
         self._fastpath_switch = FastPath(address.options, "AMQP")
         self._running = False
         self._generation = 0
-        self._session: _Session | None = None
+        self._session: Session | None = None
         self._ready = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         # What was declared, in order, so a new connection can declare it again.
@@ -452,7 +213,7 @@ class AmqpClient(Client):
         self._broadcasts: dict[str, str] = {}
         # Publisher side: every publish stays here until the broker confirms it.
         self._seq = 0
-        self._unconfirmed: OrderedDict[int, _Publish] = OrderedDict()
+        self._unconfirmed: OrderedDict[int, Publish] = OrderedDict()
         self._unconfirmed_bytes = 0
         self._room = asyncio.Event()
         self._drained = asyncio.Event()
@@ -462,7 +223,7 @@ class AmqpClient(Client):
         self._settle_queue: deque[_Settle] = deque()
         self._turn_end_scheduled = False
         # A channel of its own for passive declares (a 404 closes it, and only it).
-        self._probe: tuple[_Session, AbstractChannel] | None = None
+        self._probe: tuple[Session, AbstractChannel] | None = None
 
     # -- connection lifecycle -------------------------------------------------------------------
 
@@ -475,10 +236,10 @@ class AmqpClient(Client):
         except TimeoutError as exc:
             raise connect_error(self, exc, f"no answer within {self.connect_timeout:g} s") from exc
         except Exception as exc:
-            raise connect_error(self, exc, _cause(exc)) from exc
+            raise connect_error(self, exc, describe(exc)) from exc
         self._running = True
         self._publish_session(session)
-        self._spawn(supervise(self, lost=self._lost, reopen=self._reopen, describe=_cause))
+        self._spawn(supervise(self, lost=self._lost, reopen=self._reopen, describe=describe))
 
     @property
     def fastpath(self) -> bool:
@@ -532,10 +293,10 @@ class AmqpClient(Client):
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _open_session(self) -> _Session:
+    async def _open_session(self) -> Session:
         """Connect, declare again what was declared, and resume consumers (not yet publishing)."""
         self._generation += 1
-        session = await _Session.open(
+        session = await Session.open(
             self._generation,
             self._url,
             self.connect_timeout,
@@ -551,7 +312,7 @@ class AmqpClient(Client):
                     await op(await session.topology())
                 except aiormq.exceptions.ChannelClosed as exc:
                     log.warning(
-                        "re-declaring on %s failed: %s", self.address.redacted(), _refusal(exc)
+                        "re-declaring on %s failed: %s", self.address.redacted(), refusal(exc)
                     )
             for consumer in list(self._consumers.values()):
                 try:
@@ -563,7 +324,7 @@ class AmqpClient(Client):
             raise
         return session
 
-    def _publish_session(self, session: _Session) -> None:
+    def _publish_session(self, session: Session) -> None:
         """Make ``session`` the live one and hand it every publish not yet confirmed, in order."""
         self._session = session
         self._ready.set()
@@ -582,7 +343,7 @@ class AmqpClient(Client):
     async def _reopen(self) -> None:
         self._publish_session(await self._open_session())
 
-    async def _wait_session(self) -> _Session:
+    async def _wait_session(self) -> Session:
         while True:
             if not self._running:
                 raise TransportError(f"not connected to {self.address.redacted()}")
@@ -611,7 +372,7 @@ class AmqpClient(Client):
                 return
             except aiormq.exceptions.ChannelPreconditionFailed as exc:
                 if exists_ok:
-                    log.info("%s: using the existing one (%s)", what, _refusal(exc))
+                    log.info("%s: using the existing one (%s)", what, refusal(exc))
                     if key is not None:
                         del self._topology[key]
                     return
@@ -622,7 +383,7 @@ class AmqpClient(Client):
                 if key is not None:
                     self._topology.pop(key, None)
                 raise TransportError(
-                    f"{what} refused by {self.address.redacted()}: {_refusal(error)}"
+                    f"{what} refused by {self.address.redacted()}: {refusal(error)}"
                 ) from error
 
     def _forget(self, predicate: Callable[[_Key], bool]) -> None:
@@ -767,7 +528,7 @@ class AmqpClient(Client):
                 if not session.alive:
                     continue  # the connection dropped: publish again on the next one
                 raise TransportError(
-                    f"publish to {target} refused by {self.address.redacted()}: {_refusal(exc)}"
+                    f"publish to {target} refused by {self.address.redacted()}: {refusal(exc)}"
                 ) from exc
             if isinstance(confirm, spec.Basic.Nack):
                 raise TransportError(
@@ -806,7 +567,7 @@ class AmqpClient(Client):
                 self._probe = (session, await session.amqp.channel(publisher_confirms=False))
             ok = await self._probe[1].queue_declare(name, passive=True)
         except (aiormq.exceptions.AMQPError, ConnectionError, TimeoutError) as exc:
-            log.debug("no depth for queue %r: %s", name, _cause(exc))
+            log.debug("no depth for queue %r: %s", name, describe(exc))
             self._probe = None
             return None
         return QueueDepth(int(ok.message_count or 0), int(ok.consumer_count or 0))
@@ -861,7 +622,7 @@ class AmqpClient(Client):
         if not self._running:
             raise TransportError(f"not connected to {self.address.redacted()}")
         self._seq += 1
-        pub = _Publish(self._seq, exchange, routing_key, body)
+        pub = Publish(self._seq, exchange, routing_key, body)
         self._unconfirmed[pub.seq] = pub
         self._unconfirmed_bytes += len(body)
         self._drained.clear()
@@ -871,7 +632,7 @@ class AmqpClient(Client):
             self._end_turn_soon()
         # Otherwise the next session publishes it, with everything else still unconfirmed.
 
-    def _on_confirm(self, session: _Session, tag: int, multiple: bool, ack: bool) -> None:
+    def _on_confirm(self, session: Session, tag: int, multiple: bool, ack: bool) -> None:
         inflight = session.inflight
         if multiple:
             while inflight and next(iter(inflight)) <= tag:
@@ -883,7 +644,7 @@ class AmqpClient(Client):
         if self._settle_queue:
             self._end_turn_soon()
 
-    def _confirmed(self, pub: _Publish, ack: bool) -> None:
+    def _confirmed(self, pub: Publish, ack: bool) -> None:
         if self._unconfirmed.pop(pub.seq, None) is None:
             return
         if not ack:
@@ -939,7 +700,7 @@ class AmqpClient(Client):
         headers and confirmed before the delivery is acked (at least once, never lost)."""
         if message.settled:
             return
-        if reason is None or requeue or not isinstance(message.token, _Token):
+        if reason is None or requeue or not isinstance(message.token, Token):
             message.nacked = True
             self._settle(message, ack=False, requeue=requeue)
             return
@@ -957,7 +718,7 @@ class AmqpClient(Client):
         """Through a delay queue ``retry-<queue>-<ms>`` whose TTL sends its messages back to
         ``queue``: one queue per delay, because RabbitMQ expires messages only at a queue's
         head.  The delivery is acked once the broker has confirmed the delayed copy."""
-        if message.settled or not isinstance(message.token, _Token):
+        if message.settled or not isinstance(message.token, Token):
             return False
         ms = max(int(delay * 1000), 1)
         parking = f"{RETRY_QUEUE_PREFIX}{message.queue}-{ms}ms"
@@ -1009,11 +770,11 @@ class AmqpClient(Client):
             raise TransportError(f"dead letter of {queue!r} returned by the broker") from None
 
     def _settle(self, message: Message, *, ack: bool, requeue: bool = False) -> None:
-        if isinstance(message.token, _Token):
+        if isinstance(message.token, Token):
             self._settle_queue.append(_Settle(self._seq, message.token, ack, requeue))
             self._end_turn_soon()
 
-    def _requeue(self, token: _Token) -> None:
+    def _requeue(self, token: Token) -> None:
         self._settle_queue.append(_Settle(0, token, ack=False, requeue=True))
         self._end_turn_soon()
 
@@ -1039,7 +800,7 @@ class AmqpClient(Client):
         self._send_acks(session, acks)
 
     @staticmethod
-    def _send_acks(session: _Session, tags: list[int]) -> None:
+    def _send_acks(session: Session, tags: list[int]) -> None:
         """One ``multiple=True`` ack covers the oldest unsettled deliveries when all are acked."""
         if not tags:
             return
@@ -1062,7 +823,7 @@ class AmqpClient(Client):
         await self._consume(name, self._deliver_to(name, handler), no_ack=False)
 
     def _deliver_to(self, queue: str, handler: MessageHandler, *, ack: bool = False) -> _Process:
-        async def process(raw: DeliveredMessage, token: _Token | None) -> None:
+        async def process(raw: DeliveredMessage, token: Token | None) -> None:
             message = Message.from_body(queue, raw.body, token)
             headers = raw.header.properties.headers
             if headers:
@@ -1095,9 +856,9 @@ class AmqpClient(Client):
             raise
         except (aiormq.exceptions.AMQPError, ConnectionError) as exc:
             # The connection dropped meanwhile; the next session starts the consumer.
-            log.info("consuming %r deferred to the next connection: %s", queue, _cause(exc))
+            log.info("consuming %r deferred to the next connection: %s", queue, describe(exc))
 
-    async def _start_consumer(self, session: _Session, consumer: _Consumer) -> None:
+    async def _start_consumer(self, session: Session, consumer: _Consumer) -> None:
         """Start ``consumer`` on ``session``; a refusal raises :class:`TransportError`.
 
         The queue is looked up on the topology channel first, so that a missing queue or one
@@ -1113,7 +874,7 @@ class AmqpClient(Client):
                 if not consumer.no_ack and tag is not None:
                     unsettled[tag] = None
                     if consumer.cancelled:
-                        self._requeue(_Token(generation, tag))
+                        self._requeue(Token(generation, tag))
                         return
                 if not consumer.cancelled:
                     consumer.inbox.put_nowait((generation, raw))
@@ -1124,7 +885,7 @@ class AmqpClient(Client):
         except _REFUSED as exc:
             message = (
                 f"consuming queue {consumer.queue!r} refused by {self.address.redacted()}: "
-                f"{_refusal(exc)}"
+                f"{refusal(exc)}"
             )
             log.error("%s", message)
             raise TransportError(message) from exc
@@ -1136,7 +897,7 @@ class AmqpClient(Client):
             if not consumer.no_ack and generation != self._generation:
                 continue  # its channel is gone; the broker redelivers it
             tag = raw.delivery_tag
-            token = None if consumer.no_ack or tag is None else _Token(generation, tag)
+            token = None if consumer.no_ack or tag is None else Token(generation, tag)
             try:
                 await consumer.process(raw, token)
             except Exception:
@@ -1181,7 +942,7 @@ class AmqpClient(Client):
         while not consumer.inbox.empty():
             item = consumer.inbox.get_nowait()
             if item is not None and not consumer.no_ack and item[1].delivery_tag is not None:
-                self._requeue(_Token(item[0], item[1].delivery_tag))
+                self._requeue(Token(item[0], item[1].delivery_tag))
         consumer.inbox.put_nowait(None)
         if consumer.worker is not None:
             self._tasks.add(consumer.worker)
@@ -1278,7 +1039,7 @@ class AmqpBroker(AmqpClient, Broker):
             f"unsubscribing from data on {binding.src!r}",
         )
 
-    async def _dispatch_data(self, raw: DeliveredMessage, token: _Token | None) -> None:
+    async def _dispatch_data(self, raw: DeliveredMessage, token: Token | None) -> None:
         data = decode(raw.body)
         for binding, handler in list(self._data_handlers.get(raw.exchange or "", ())):
             try:
