@@ -69,6 +69,16 @@ from msgflo.transport._adapter import FastPath
 from msgflo.transport.amqp_errors import describe, refusal
 from msgflo.transport.amqp_management import bindings_from_links, read_links
 from msgflo.transport.amqp_session import Publish, Session, Token
+from msgflo.transport.amqp_topology import (
+    Key,
+    Op,
+    Topology,
+    bind_exchange,
+    bind_queue,
+    declare_exchange,
+    declare_queue,
+    unbind_queue,
+)
 from msgflo.transport.base import (
     DISCOVERY_QUEUE,
     Address,
@@ -119,8 +129,6 @@ _REFUSED = (
 )
 """What the broker answers to a consumer it will not have: 403, 405, 404, 406."""
 
-_Op = Callable[[AbstractChannel], Awaitable[object]]
-_Key = tuple[str, ...]
 _Process = Callable[[DeliveredMessage, "Token | None"], Awaitable[None]]
 
 
@@ -162,32 +170,6 @@ def _case_variants(name: str) -> list[str]:
     return [c for c in dict.fromkeys(candidates) if c != name]
 
 
-def _declare_queue(
-    name: str, *, durable: bool, exclusive: bool = False, arguments: dict[str, Any] | None = None
-) -> _Op:
-    return lambda ch: ch.queue_declare(
-        name, durable=durable, exclusive=exclusive, auto_delete=not durable, arguments=arguments
-    )
-
-
-def _declare_exchange(name: str, kind: str = "fanout", *, durable: bool = True) -> _Op:
-    return lambda ch: ch.exchange_declare(
-        name, exchange_type=kind, durable=durable, auto_delete=not durable
-    )
-
-
-def _bind_queue(queue: str, exchange: str) -> _Op:
-    return lambda ch: ch.queue_bind(queue, exchange, routing_key="")
-
-
-def _unbind_queue(queue: str, exchange: str) -> _Op:
-    return lambda ch: ch.queue_unbind(queue, exchange, routing_key="")
-
-
-def _bind_exchange(destination: str, source: str) -> _Op:
-    return lambda ch: ch.exchange_bind(destination, source, routing_key="")
-
-
 class AmqpClient(Client):
     scheme = "amqp"
     counts_queues = True
@@ -197,7 +179,7 @@ class AmqpClient(Client):
         self.prefetch = address.int_option("prefetch", DEFAULT_PREFETCH)
         persistent = address.options.get("persistent", "0").lower() in _TRUE
         self._properties = spec.Basic.Properties(delivery_mode=2 if persistent else 1)
-        self._feed_fbp_queue = address.options.get("fbp_queue", "0").lower() in _TRUE
+        feed_fbp_queue = address.options.get("fbp_queue", "0").lower() in _TRUE
         self._url = _broker_url(address)
         self._tls = client_context(address)
         self._fastpath_switch = FastPath(address.options, "AMQP")
@@ -206,9 +188,9 @@ class AmqpClient(Client):
         self._session: Session | None = None
         self._ready = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
-        # What was declared, in order, so a new connection can declare it again.
-        self._topology: dict[_Key, _Op] = {}
-        self._declared_exchanges: set[str] = set()
+        self._topology = Topology(address, self._wait_session, feed_fbp_queue=feed_fbp_queue)
+        # The same set: every send to an outport looks there first.
+        self._declared_exchanges = self._topology.exchanges
         self._consumers: dict[str, _Consumer] = {}
         self._broadcasts: dict[str, str] = {}
         # Publisher side: every publish stays here until the broker confirms it.
@@ -281,7 +263,6 @@ class AmqpClient(Client):
             await session.close()
         self._consumers.clear()
         self._topology.clear()
-        self._declared_exchanges.clear()
         self._unconfirmed.clear()
         self._unconfirmed_bytes = 0
         self._settle_queue.clear()
@@ -307,13 +288,7 @@ class AmqpClient(Client):
             self._tls,
         )
         try:
-            for op in list(self._topology.values()):
-                try:
-                    await op(await session.topology())
-                except aiormq.exceptions.ChannelClosed as exc:
-                    log.warning(
-                        "re-declaring on %s failed: %s", self.address.redacted(), refusal(exc)
-                    )
+            await self._topology.replay(session)
             for consumer in list(self._consumers.values()):
                 try:
                     await self._start_consumer(session, consumer)
@@ -355,119 +330,24 @@ class AmqpClient(Client):
 
     # -- topology -------------------------------------------------------------------------------
 
-    async def _declare(
-        self, op: _Op, what: str, *, key: _Key | None = None, exists_ok: bool = False
-    ) -> None:
-        """Run a declaration, again after a reconnect if the connection drops meanwhile.
-
-        With ``key`` it is remembered and repeated on every new connection.  ``exists_ok``
-        accepts a 406 PRECONDITION_FAILED: the entity exists, only declared with other flags.
-        """
-        if key is not None:
-            self._topology[key] = op
-        while True:
-            session = await self._wait_session()
-            try:
-                await op(await session.topology())
-                return
-            except aiormq.exceptions.ChannelPreconditionFailed as exc:
-                if exists_ok:
-                    log.info("%s: using the existing one (%s)", what, refusal(exc))
-                    if key is not None:
-                        del self._topology[key]
-                    return
-                error: Exception = exc
-            except Exception as exc:
-                error = exc
-            if session.alive:
-                if key is not None:
-                    self._topology.pop(key, None)
-                raise TransportError(
-                    f"{what} refused by {self.address.redacted()}: {refusal(error)}"
-                ) from error
-
-    def _forget(self, predicate: Callable[[_Key], bool]) -> None:
-        for key in [k for k in self._topology if predicate(k)]:
-            del self._topology[key]
-
     async def create_queue(self, kind: QueueKind, name: str, *, persistent: bool = True) -> None:
-        if kind is QueueKind.IN:
-            await self._declare(
-                _declare_queue(
-                    name, durable=persistent, arguments={"x-dead-letter-exchange": f"dead-{name}"}
-                ),
-                f"declaring queue {name!r}",
-                key=("queue", name),
-            )
-        await self._declare(
-            _declare_exchange(name, durable=persistent),
-            f"declaring exchange {name!r}",
-            key=("exchange", name),
-        )
-        self._declared_exchanges.add(name)
-        if kind is QueueKind.IN:
-            await self._declare(
-                _bind_queue(name, name), f"binding queue {name!r}", key=("qbind", name, name)
-            )
+        await self._topology.create_queue(kind, name, persistent=persistent)
 
     async def remove_queue(self, kind: QueueKind, name: str) -> None:
-        if kind is QueueKind.IN:
-            self._forget(lambda k: k[0] in ("queue", "qbind") and k[1] == name)
-            await self._declare(lambda ch: ch.queue_delete(name), f"deleting queue {name!r}")
-        else:
-            self._declared_exchanges.discard(name)
-            self._forget(
-                lambda k: (
-                    (k[0] == "exchange" and k[1] == name)
-                    or (k[0] == "qbind" and k[2] == name)
-                    or (k[0] == "xbind" and name in k[1:])
-                )
-            )
-            await self._declare(lambda ch: ch.exchange_delete(name), f"deleting exchange {name!r}")
-
-    async def _ensure_exchange(self, name: str) -> None:
-        """Publishing to a missing exchange would close the channel (404): declare on first use."""
-        await self._declare(
-            _declare_exchange(name),
-            f"declaring exchange {name!r}",
-            key=("exchange", name),
-            exists_ok=True,
-        )
-        self._declared_exchanges.add(name)
-
-    async def _ensure_discovery(self) -> None:
-        """The exchange we announce on; the queue ``fbp`` is fed from it only when asked."""
-        if DISCOVERY_QUEUE in self._declared_exchanges:
-            return
-        await self._ensure_exchange(DISCOVERY_QUEUE)
-        if self._feed_fbp_queue:
-            await self._ensure_discovery_queue()
-            await self._declare(
-                _bind_queue(DISCOVERY_QUEUE, DISCOVERY_QUEUE),
-                "binding the discovery queue",
-                key=("qbind", DISCOVERY_QUEUE, DISCOVERY_QUEUE),
-            )
-
-    async def _ensure_discovery_queue(self) -> None:
-        await self._declare(
-            _declare_queue(DISCOVERY_QUEUE, durable=True),
-            "declaring the discovery queue",
-            key=("queue", DISCOVERY_QUEUE),
-            exists_ok=True,
-        )
+        await self._topology.remove_queue(kind, name)
 
     # -- publishing -----------------------------------------------------------------------------
 
     async def send_raw(self, kind: QueueKind, name: str, body: bytes) -> None:
         if kind is QueueKind.OUT:
             if name not in self._declared_exchanges:
-                await self._ensure_exchange(name)
+                await self._topology.ensure_exchange(name)
             await self._publish(name, "", body)
         else:
             await self._publish("", name, body)
 
     async def send_discovery(self, body: bytes) -> None:
-        await self._ensure_discovery()
+        await self._topology.ensure_discovery()
         await self._publish_apart(DISCOVERY_QUEUE, "", body, expiration=DISCOVERY_TTL)
 
     async def send_checked(self, kind: QueueKind, name: str, body: bytes) -> None:
@@ -597,13 +477,13 @@ class AmqpClient(Client):
         if not await self._exists(name, "exchange"):
             raise TransportError(await self._missing(name, "queue", "exchange"))
         private = f".msgflo-tap-{uuid.uuid4()}"
-        await self._declare(
-            _declare_queue(private, durable=False, exclusive=True),
+        await self._topology.declare(
+            declare_queue(private, durable=False, exclusive=True),
             f"declaring a queue to read {name!r}",
             key=("queue", private),
         )
-        await self._declare(
-            _bind_queue(private, name), f"binding to {name!r}", key=("qbind", private, name)
+        await self._topology.declare(
+            bind_queue(private, name), f"binding to {name!r}", key=("qbind", private, name)
         )
         await self._consume(private, self._deliver_to(name, handler), no_ack=False)
         return private
@@ -727,8 +607,8 @@ class AmqpClient(Client):
             "x-dead-letter-exchange": "",
             "x-dead-letter-routing-key": message.queue,
         }
-        await self._declare(
-            _declare_queue(parking, durable=True, arguments=arguments),
+        await self._topology.declare(
+            declare_queue(parking, durable=True, arguments=arguments),
             f"declaring the retry queue {parking!r}",
             key=("queue", parking),
             exists_ok=True,
@@ -742,7 +622,7 @@ class AmqpClient(Client):
         """Publish to ``dead-<queue>`` (declared as msgflo-nodejs declares it); a dead letter no
         queue takes is parked in a durable queue of that name instead of vanishing."""
         exchange = f"dead-{queue}"
-        await self._ensure_exchange(exchange)
+        await self._topology.ensure_exchange(exchange)
         try:
             await self._publish_apart(exchange, "", body, mandatory=True, headers=headers)
             return
@@ -753,14 +633,14 @@ class AmqpClient(Client):
             queue,
             exchange,
         )
-        await self._declare(
-            _declare_queue(exchange, durable=True),
+        await self._topology.declare(
+            declare_queue(exchange, durable=True),
             f"declaring the parking queue {exchange!r}",
             key=("queue", exchange),
             exists_ok=True,
         )
-        await self._declare(
-            _bind_queue(exchange, exchange),
+        await self._topology.declare(
+            bind_queue(exchange, exchange),
             f"binding the parking queue {exchange!r}",
             key=("qbind", exchange, exchange),
         )
@@ -906,15 +786,15 @@ class AmqpClient(Client):
     async def subscribe_broadcast(self, channel: str, handler: MessageHandler) -> None:
         """A private, auto-deleted queue bound to the fanout exchange ``channel`` (declared
         durable, as outports are, so that any side may declare it first)."""
-        await self._ensure_exchange(channel)
+        await self._topology.ensure_exchange(channel)
         name = f".msgflo-broadcast-{uuid.uuid4()}"
-        await self._declare(
-            _declare_queue(name, durable=False, exclusive=True),
+        await self._topology.declare(
+            declare_queue(name, durable=False, exclusive=True),
             f"declaring a private queue for {channel!r}",
             key=("queue", name),
         )
-        await self._declare(
-            _bind_queue(name, channel),
+        await self._topology.declare(
+            bind_queue(name, channel),
             f"binding a private queue to {channel!r}",
             key=("qbind", name, channel),
         )
@@ -928,7 +808,7 @@ class AmqpClient(Client):
         if name is None:
             return
         await self.unsubscribe_from_queue(name)
-        self._forget(lambda k: k[0] in ("queue", "qbind") and k[1] == name)
+        self._topology.forget(lambda k: k[0] in ("queue", "qbind") and k[1] == name)
 
     async def unsubscribe_from_queue(self, name: str) -> None:
         consumer = self._consumers.pop(name, None)
@@ -966,27 +846,27 @@ class AmqpBroker(AmqpClient, Broker):
         self._data_handlers.clear()
 
     @staticmethod
-    def _binding_ops(binding: Binding) -> Iterable[tuple[_Key, _Op]]:
+    def _binding_ops(binding: Binding) -> Iterable[tuple[Key, Op]]:
         if binding.type is BindingType.PUBSUB:
-            yield ("qbind", binding.tgt, binding.src), _bind_queue(binding.tgt, binding.src)
+            yield ("qbind", binding.tgt, binding.src), bind_queue(binding.tgt, binding.src)
             return
         if binding.src and binding.tgt:
             direct = f"out-{binding.src}"
-            yield ("exchange", direct), _declare_exchange(direct, "direct")
-            yield ("xbind", direct, binding.src), _bind_exchange(direct, binding.src)
-            yield ("qbind", binding.tgt, direct), _bind_queue(binding.tgt, direct)
+            yield ("exchange", direct), declare_exchange(direct, "direct")
+            yield ("xbind", direct, binding.src), bind_exchange(direct, binding.src)
+            yield ("qbind", binding.tgt, direct), bind_queue(binding.tgt, direct)
         if binding.deadletter and binding.tgt:
             dead = f"dead-{binding.tgt}"
-            yield ("exchange", dead), _declare_exchange(dead)
-            yield ("qbind", binding.deadletter, dead), _bind_queue(binding.deadletter, dead)
+            yield ("exchange", dead), declare_exchange(dead)
+            yield ("qbind", binding.deadletter, dead), bind_queue(binding.deadletter, dead)
 
     async def add_binding(self, binding: Binding) -> None:
         if binding.src:
             # A source that only announced itself (a foreign participant, msgflo-register) has
             # no exchange yet, and RabbitMQ refuses a binding to it (404): declare it first.
-            await self._ensure_exchange(binding.src)
+            await self._topology.ensure_exchange(binding.src)
         for key, op in self._binding_ops(binding):
-            await self._declare(op, f"adding binding {binding.to_json()}", key=key)
+            await self._topology.declare(op, f"adding binding {binding.to_json()}", key=key)
         self._bindings[binding] = None
 
     async def remove_binding(self, binding: Binding) -> None:
@@ -994,10 +874,10 @@ class AmqpBroker(AmqpClient, Broker):
         for key, _ in self._binding_ops(binding):
             if key[0] != "qbind":
                 continue  # exchanges and exchange bindings may serve other bindings
-            self._topology.pop(key, None)
+            self._topology.discard(key)
             _, queue, exchange = key
-            await self._declare(
-                _unbind_queue(queue, exchange), f"removing binding {binding.to_json()}"
+            await self._topology.declare(
+                unbind_queue(queue, exchange), f"removing binding {binding.to_json()}"
             )
 
     async def list_bindings(self) -> list[Binding]:
@@ -1009,16 +889,16 @@ class AmqpBroker(AmqpClient, Broker):
 
     async def subscribe_data(self, binding: Binding, handler: DataHandler) -> None:
         if self._data_queue not in self._consumers:
-            await self._declare(
-                _declare_queue(self._data_queue, durable=False, exclusive=True),
+            await self._topology.declare(
+                declare_queue(self._data_queue, durable=False, exclusive=True),
                 "declaring the data subscription queue",
                 key=("queue", self._data_queue),
             )
             await self._consume(self._data_queue, self._dispatch_data, no_ack=True)
         if binding.src not in self._data_handlers:
-            await self._ensure_exchange(binding.src)
-            await self._declare(
-                _bind_queue(self._data_queue, binding.src),
+            await self._topology.ensure_exchange(binding.src)
+            await self._topology.declare(
+                bind_queue(self._data_queue, binding.src),
                 f"subscribing to data on {binding.src!r}",
                 key=("qbind", self._data_queue, binding.src),
             )
@@ -1033,9 +913,9 @@ class AmqpBroker(AmqpClient, Broker):
         if handlers:
             return
         del self._data_handlers[binding.src]
-        self._topology.pop(("qbind", self._data_queue, binding.src), None)
-        await self._declare(
-            _unbind_queue(self._data_queue, binding.src),
+        self._topology.discard(("qbind", self._data_queue, binding.src))
+        await self._topology.declare(
+            unbind_queue(self._data_queue, binding.src),
             f"unsubscribing from data on {binding.src!r}",
         )
 
@@ -1058,10 +938,10 @@ class AmqpBroker(AmqpClient, Broker):
         original coordinator (each message acked after ``handler`` returns), where the
         original's participants send their announcements; several consumers share those.
         """
-        await self._ensure_discovery()
+        await self._topology.ensure_discovery()
         await self.subscribe_broadcast(DISCOVERY_QUEUE, handler)
         if not exclusive:
-            await self._ensure_discovery_queue()
+            await self._topology.ensure_discovery_queue()
             await self._consume(
                 DISCOVERY_QUEUE, self._deliver_to(DISCOVERY_QUEUE, handler, ack=True), no_ack=False
             )
