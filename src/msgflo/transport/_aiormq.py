@@ -17,7 +17,7 @@ msgflo-nodejs nor amqplib sets one).
 
 :func:`unavailable` checks once, at connect, that the library versions are the tested ones and
 that every attribute used here exists; when it finds a difference, the transport runs
-:class:`msgflo.transport.amqp.PublicPath` (aiormq's public channel API) instead.
+:class:`msgflo.transport.amqp_session.PublicPath` (aiormq's public channel API) instead.
 """
 
 from __future__ import annotations
