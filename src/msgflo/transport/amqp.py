@@ -362,15 +362,7 @@ class AmqpClient(Client):
             return name
         if not await self._lookup.exists(name, "exchange"):
             raise TransportError(await self._lookup.missing(name, "queue", "exchange"))
-        private = f".msgflo-tap-{uuid.uuid4()}"
-        await self._topology.declare(
-            declare_queue(private, durable=False, exclusive=True),
-            f"declaring a queue to read {name!r}",
-            key=("queue", private),
-        )
-        await self._topology.declare(
-            bind_queue(private, name), f"binding to {name!r}", key=("qbind", private, name)
-        )
+        private = await self._private_queue("tap", name)
         await self._consumers.consume(private, self._deliver_to(name, handler), no_ack=False)
         return private
 
@@ -378,19 +370,25 @@ class AmqpClient(Client):
         """A private, auto-deleted queue bound to the fanout exchange ``channel`` (declared
         durable, as outports are, so that any side may declare it first)."""
         await self._topology.ensure_exchange(channel)
-        name = f".msgflo-broadcast-{uuid.uuid4()}"
+        name = await self._private_queue("broadcast", channel)
+        self._broadcasts[channel] = name
+        await self._consumers.consume(name, self._deliver_to(channel, handler), no_ack=True)
+
+    async def _private_queue(self, purpose: str, exchange: str) -> str:
+        """An exclusive queue of this connection bound to ``exchange`` (replayed on reconnect
+        like every declaration), for reading a copy of what the exchange routes."""
+        name = f".msgflo-{purpose}-{uuid.uuid4()}"
         await self._topology.declare(
             declare_queue(name, durable=False, exclusive=True),
-            f"declaring a private queue for {channel!r}",
+            f"declaring a private queue for {exchange!r}",
             key=("queue", name),
         )
         await self._topology.declare(
-            bind_queue(name, channel),
-            f"binding a private queue to {channel!r}",
-            key=("qbind", name, channel),
+            bind_queue(name, exchange),
+            f"binding a private queue to {exchange!r}",
+            key=("qbind", name, exchange),
         )
-        self._broadcasts[channel] = name
-        await self._consumers.consume(name, self._deliver_to(channel, handler), no_ack=True)
+        return name
 
     async def unsubscribe_broadcast(self, channel: str) -> None:
         """Cancels the consumer only: the private queue is exclusive and goes with the
