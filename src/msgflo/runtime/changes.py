@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from msgflo.graph import GraphEvent
-from msgflo.graph.model import Edge, ExportedPort, Group, Initial, Node
+from msgflo.graph import Edge, ExportedPort, GraphEvent, Group, Initial, Node
 from msgflo.runtime.ports import port_json
 from msgflo.runtime.protocol.payloads import EdgePayload, InitialPayload
 

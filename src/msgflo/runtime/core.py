@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from msgflo.coordinator import Coordinator, Event, EventKind
-from msgflo.graph import Graph, GraphEvent
-from msgflo.graph.model import ExportedPort
+from msgflo.graph import ExportedPort, Graph, GraphEvent, undo
 from msgflo.library import Library
 from msgflo.runtime.access import Access, Level, may_receive
 from msgflo.runtime.changes import graph_change
@@ -358,10 +357,10 @@ class Runtime:
 def undo_on_error(runtime: Runtime, graph: Graph) -> Iterator[None]:
     """Whatever refuses an edit (the model, a value that cannot be sent, the coordinator),
     the graph is put back as it was and its events are dropped, so clients never hear of it."""
-    before = graph.snapshot()
+    before = undo.snapshot(graph)
     try:
         yield
     except BaseException:
-        graph.restore(before)
+        undo.restore(graph, before)
         runtime.discard_changes()
         raise

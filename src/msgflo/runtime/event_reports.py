@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from msgflo.coordinator import Coordinator, Event, EventKind
-from msgflo.graph.model import PortRef
+from msgflo.graph import PortRef
 from msgflo.library import Library
 from msgflo.runtime.components import component_payload
 from msgflo.runtime.ports import edge_id, port_json

@@ -3,7 +3,7 @@ edge labels they show) and the coordinator (wire endpoints)."""
 
 from __future__ import annotations
 
-from msgflo.graph.model import PortRef
+from msgflo.graph import PortRef
 from msgflo.runtime.protocol.payloads import PortRefPayload
 from msgflo.wiring import Endpoint as WirePort
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from msgflo.graph.model import PortRef
+from msgflo.graph import PortRef
 from msgflo.runtime.core import Connection, Runtime
 from msgflo.runtime.protocol.messages import ProtocolError, build
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from msgflo.coordinator import CoordinatorError
-from msgflo.graph.model import PortRef
+from msgflo.graph import PortRef
 from msgflo.runtime.access import ALL_CAPABILITIES
 from msgflo.runtime.ports import wire
 from msgflo.runtime.protocol.messages import PROTOCOL_VERSION, ProtocolError
