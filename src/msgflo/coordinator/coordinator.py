@@ -44,7 +44,7 @@ from msgflo.coordinator.registry import (
 from msgflo.coordinator.supervisor import Instances, Supervisor, SupervisorOptions
 from msgflo.coordinator.taps import Observers
 from msgflo.library import Library, LibraryError
-from msgflo.participant import discovery_period
+from msgflo.presence import discovery_period
 from msgflo.transport import Binding, Broker, TransportError
 from msgflo.transport.envelope import DiscoveryPayload
 from msgflo.wiring import (
