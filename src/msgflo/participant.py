@@ -27,10 +27,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar, cast
 
 from msgflo import deadletter
-from msgflo.control import ControlServer, DiscoveryResponder, share_group
 from msgflo.failure import FailureHandling
 from msgflo.observe.figures import ParticipantFigures, reporting_interval
 from msgflo.observe.reporter import Reporter
+from msgflo.presence import Presence
 from msgflo.retry import Retries
 from msgflo.schemas import Invalid, SchemaError
 from msgflo.transport import Client, Message, QueueKind
@@ -38,27 +38,11 @@ from msgflo.transport import Client, Message, QueueKind
 log = logging.getLogger(__name__)
 
 DEFAULT_ICON = "file-word-o"
-DEFAULT_DISCOVERY_PERIOD = 60.0
-HEARTBEAT_DIVISOR = 2.2
-"""The original announces every ``period / 2.2`` s so two announcements land inside a period."""
 
 LEGACY_INFLIGHT = 100
 """How many messages may wait for the legacy worker thread before the consumer pauses."""
 
 PortSpec = Mapping[str, str | Mapping[str, Any]] | Sequence[Mapping[str, Any]]
-
-
-def discovery_period() -> float:
-    raw = os.environ.get("MSGFLO_DISCOVERY_PERIOD")
-    if not raw:
-        return DEFAULT_DISCOVERY_PERIOD
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ValueError(f"MSGFLO_DISCOVERY_PERIOD={raw!r} is not a number of seconds") from exc
-    if value <= 0:
-        raise ValueError(f"MSGFLO_DISCOVERY_PERIOD={raw!r} must be positive")
-    return value
 
 
 def queue_name(role: str, port: str, *, legacy: bool = False) -> str:
@@ -285,14 +269,11 @@ class Participant(FailureHandling):
         self.client: Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
-        self._heartbeat: asyncio.Task[None] | None = None
         self._worker: _LegacyWorker | None = None
         self._outqueues: dict[str, str] = {}
         self._sync_process = not inspect.iscoroutinefunction(type(self).process)
         self._handlers: dict[str, Callable[[Message], Awaitable[None]]] = {}
-        self._control: ControlServer | None = None
-        self._responder: DiscoveryResponder | None = None
-        self._attached: set[str] = set()
+        self._presence = Presence(self.announce, self._inlet)
         self._settle_listeners: list[Callable[[Message, bool], None]] = []
         self._checks: dict[tuple[str, str], Callable[[Any], Invalid | None]] = {}
         self._retries = Retries(self.role, self.definition.get("inports", []))
@@ -451,47 +432,26 @@ class Participant(FailureHandling):
             handler = self._make_handler(port["id"])
             self._handlers[port["id"]] = handler
             await client.subscribe_to_queue(port["queue"], handler)
-        if client.supports_attach:
-            self._control = ControlServer(client, self.id, self._attach, self._detach)
-            await self._control.start()
+        await self._presence.open(client, self.id, self.role)
         client.on_reconnect(self.announce)
         if announce:
             await self.announce()
-        self._responder = DiscoveryResponder.of(client)
-        await self._responder.add(self.announce)
-        period = discovery_period() / HEARTBEAT_DIVISOR
-        self._heartbeat = asyncio.get_running_loop().create_task(self._beat(period))
+        await self._presence.keep_announcing()
         if self.figures is not None and interval is not None:
             self._reporter = Reporter(client, self.definition, self.figures, interval)
             self._reporter.start()
 
-    async def _attach(self, port: str, source: str) -> None:
-        """A coordinator asks us to take ``port``'s input straight from ``source`` (MQTT)."""
-        assert self.client is not None
-        group = share_group(self.inport(port)["queue"])
-        await self.client.attach(source, self._handlers[port], group=group)
-        self._attached.add(source)
-
-    async def _detach(self, port: str, source: str) -> None:
-        assert self.client is not None
-        await self.client.detach(source)
-        self._attached.discard(source)
+    def _inlet(self, port: str) -> tuple[str, Callable[[Message], Awaitable[None]]]:
+        """Where an inport's input comes from and who handles it (:class:`Presence` attaches
+        sources a coordinator hands over to the same handler)."""
+        return self.inport(port)["queue"], self._handlers[port]
 
     async def announce(self) -> None:
-        """Send our discovery message; on MQTT a ``hello`` first, so that a coordinator knows
-        it may ask us to take an edge's source ourselves (:mod:`msgflo.control`)."""
+        """Send our discovery message, from start until stop; on MQTT a ``hello`` first
+        (:meth:`Presence.hello`)."""
         if self.client is not None:
-            if self._control is not None:
-                await self._control.hello()
+            await self._presence.hello()
             await self.client.register_participant(self.definition)
-
-    async def _beat(self, period: float) -> None:
-        while True:
-            await asyncio.sleep(period)
-            try:
-                await self.announce()
-            except Exception as exc:  # the next beat tries again; a beat must never end the loop
-                log.warning("%s: discovery not sent: %s", self.role, exc)
 
     async def deliver(self, inport: str, data: Any) -> None:
         """Hand ``data`` to ``process`` as if it came on ``inport`` (command-line IIPs)."""
@@ -504,13 +464,7 @@ class Participant(FailureHandling):
         if client is not None:
             for port in self.definition["inports"]:
                 await client.unsubscribe_from_queue(port["queue"])
-            for source in list(self._attached):
-                await client.detach(source)
-            if self._control is not None:
-                await self._control.stop()
-            if self._responder is not None:
-                await self._responder.remove(self.announce)
-                self._responder = None
+            await self._presence.leave(client)
         for waiting in list(self._waiting):  # unsettled: the broker hands them out again
             waiting.cancel()
         if self._worker is not None:
@@ -520,11 +474,7 @@ class Participant(FailureHandling):
         if self._reporter is not None:
             await self._reporter.stop()
             self._reporter = None
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
-            self._heartbeat = None
+        await self._presence.stop_heartbeat()
         if client is not None:
             await client.flush()
         self.client = None

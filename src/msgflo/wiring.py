@@ -40,7 +40,7 @@ class Direction(enum.StrEnum):
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     """A port of a role as wiring addresses it: hashable, unlike the graph model's
-    :class:`~msgflo.graph.model.PortRef`, because bindings, taps and watched edges are keyed
+    :class:`~msgflo.graph.parts.PortRef`, because bindings, taps and watched edges are keyed
     by it."""
 
     process: str

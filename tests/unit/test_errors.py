@@ -36,9 +36,9 @@ from msgflo.graph import FbpSyntaxError, GraphValidationError, JsonFileError, lo
 from msgflo.library import LibraryConfig, LibraryError
 from msgflo.runtime import AccessError
 from msgflo.runtime.access import load_secrets
-from msgflo.runtime.core import Request
 from msgflo.runtime.protocol import component
 from msgflo.runtime.protocol.messages import ProtocolError
+from msgflo.runtime.request import Request
 from msgflo.testing.spec import SuiteError
 from msgflo.testing.spec.runner import CaseError
 from msgflo.transport import Address, TransportError

@@ -30,7 +30,7 @@ from msgflo.control import DiscoveryResponder
 from msgflo.foreign import load_declaration
 from msgflo.logs import setup_logging
 from msgflo.observe.monitor import parse_duration
-from msgflo.participant import HEARTBEAT_DIVISOR, discovery_period
+from msgflo.presence import HEARTBEAT_DIVISOR, discovery_period
 from msgflo.runner import until_stopped, within_grace
 from msgflo.transport import Binding, Broker, Client, get_broker, get_client
 

@@ -4,7 +4,8 @@ It turns graph changes and discoveries into wiring; the parts it drives live bes
 registry of participants (:mod:`.registry`), the processes it starts (:mod:`.supervisor`), the
 IIPs owed (:mod:`.initials`), how bindings are made (:mod:`.binder`) and observed
 (:mod:`.taps`), what listeners hear (:mod:`.events`), the graph edits and port access it offers
-(:mod:`.edits`), the bindings it made (:mod:`.ledger`) and local autoscaling (:mod:`.autoscaler`).
+(:mod:`.edits`), participants taken in and counted gone (:mod:`.membership`), the bindings it
+made (:mod:`.ledger`) and local autoscaling (:mod:`.autoscaler`).
 
 Unlike the original, nothing here waits for a participant: a node whose participant is late,
 foreign, or unknown to the library stays *pending* and is wired the moment it announces itself.
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,23 +30,18 @@ from msgflo.coordinator.events import CoordinatorError, Event, EventKind, Events
 from msgflo.coordinator.failures import Failures
 from msgflo.coordinator.initials import Initials
 from msgflo.coordinator.ledger import LEDGER_FILE, Ledger, default_path
+from msgflo.coordinator.membership import Membership
 from msgflo.coordinator.registry import (
     STATE_FILE,
-    Change,
-    Instance,
     Registry,
     StateFile,
-    change_event,
     expire_forever,
-    normalize_discovery,
-    winner_event,
 )
 from msgflo.coordinator.supervisor import Instances, Supervisor, SupervisorOptions
 from msgflo.coordinator.taps import Observers
-from msgflo.library import Library, LibraryError
-from msgflo.participant import discovery_period
+from msgflo.library import Library
+from msgflo.presence import discovery_period
 from msgflo.transport import Binding, Broker, TransportError
-from msgflo.transport.envelope import DiscoveryPayload
 from msgflo.wiring import (
     VIRTUAL_COMPONENTS,
     Direction,
@@ -95,7 +90,7 @@ class CoordinatorOptions:
         )
 
 
-class Coordinator(GraphEdits):
+class Coordinator(GraphEdits, Membership):
     def __init__(
         self,
         broker: Broker,
@@ -208,35 +203,6 @@ class Coordinator(GraphEdits):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _expired(self, instances: Sequence[Instance], silence: float) -> None:
-        self._gone(instances, f"silent for {silence:g} s")
-
-    def _child_exited(self, role: str, since: float) -> None:
-        """A process we started has ended: what it announced is gone now, not after a silence
-        (counts never include a child we saw exit)."""
-        self._gone(self.registry.exited(role, since), "its process exited")
-
-    def _gone(self, instances: Sequence[Instance], why: str) -> None:
-        """Report each, then re-plan: an edge wired for a gone instance follows the role's
-        live instances, and the registry forgets what no wiring needs."""
-        for instance in instances:
-            self._emit(
-                Event(
-                    EventKind.PARTICIPANT_GONE,
-                    instance.role,
-                    f"{instance.role}: participant {instance.id} gone ({why})",
-                    {"id": instance.id},
-                )
-            )
-        if instances:
-            self._spawn(self._replan())
-
-    async def _replan(self) -> None:
-        async with self._lock:
-            self._forget()
-            await self._rewire()
-        self.state.save(force=True)
-
     def _forget(self) -> None:
         forgotten = self.registry.forget(self.nodes.__contains__)
         if self.library is None or not forgotten:
@@ -244,60 +210,6 @@ class Coordinator(GraphEdits):
         remaining = {i.component for i in self.registry.instances.values()}
         for component in {i.component for i in forgotten} - remaining:
             self.library.forget_discovered(component)
-
-    # -- discovery ----------------------------------------------------------------------
-
-    async def observe(self, definition: Mapping[str, Any]) -> None:
-        """Take in one discovery definition, checked as one that arrives on the discovery
-        channel is; returns once it is wired."""
-        envelope = {"protocol": "discovery", "command": "participant", "payload": definition}
-        checked, why = normalize_discovery(envelope)
-        if checked is None:
-            raise CoordinatorError(why)
-        done = self.arrivals.add(checked, wait=True)
-        assert done is not None
-        await done
-
-    async def _take_in(self, definitions: list[DiscoveryPayload]) -> None:
-        """Take in the definitions that arrived together, then re-plan once for all of them."""
-        async with self._lock:
-            changed = False
-            added: list[Instance] = []
-            for definition in definitions:
-                instance, change = self.registry.observe(definition, time.time())
-                if self.library is not None:
-                    with contextlib.suppress(LibraryError):
-                        self.library.update_from_discovery(definition)
-                event = change_event(instance, change, self.registry.count(instance.role))
-                if event is not None:
-                    self._emit(event)
-                if change is Change.SEEN:
-                    continue
-                changed = True
-                if change is Change.ADDED:
-                    if instance.role in self.nodes:
-                        self._owe_initials(instance.role)
-                    added.append(instance)
-            self.state.save(force=changed)
-            if not changed:
-                return
-            for instance in added:
-                await self.binder.attach_new_instance(instance)
-            said = winner_event(self.registry, instance.role)
-            if said is not None:
-                self._emit(said)
-            await self._rewire()
-
-    def _take_in_failed(self, exc: Exception) -> None:
-        self._emit(Event(EventKind.ERROR, message=f"cannot take in discovery: {exc}"))
-
-    async def request_discovery(self) -> bool:
-        """Ask the running participants to announce themselves now (an FBP client listing
-        components, a user who wants the picture at once); rate-limited."""
-        return False if self.options.static else await self.discovery.request()
-
-    def discovered(self, role: str) -> bool:
-        return self.registry.discovered(role)
 
     # -- graph ---------------------------------------------------------------------------
 

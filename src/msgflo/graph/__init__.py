@@ -2,20 +2,11 @@
 
 from msgflo.graph.check import KnownComponent, Problem, check, check_components
 from msgflo.graph.dot import to_dot
+from msgflo.graph.events import GraphEvent
 from msgflo.graph.fbp import FbpSyntaxError, GraphValidationError, fbp_losses, parse_fbp, to_fbp
 from msgflo.graph.files import JsonFileError, load_graph, save_graph
-from msgflo.graph.model import (
-    Edge,
-    ExportedPort,
-    Graph,
-    GraphError,
-    GraphEvent,
-    Group,
-    Initial,
-    Location,
-    Node,
-    PortRef,
-)
+from msgflo.graph.model import Graph, GraphError
+from msgflo.graph.parts import Edge, ExportedPort, Group, Initial, Location, Node, PortRef
 
 __all__ = [
     "Edge",

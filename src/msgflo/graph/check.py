@@ -8,7 +8,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from msgflo.graph.model import Edge, Graph, Location, PortRef
+from msgflo.graph.model import Graph
+from msgflo.graph.parts import Edge, Location, PortRef
 
 Severity = Literal["error", "warning"]
 

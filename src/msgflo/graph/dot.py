@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from msgflo.graph.model import Edge, Graph, PortRef
+from msgflo.graph.model import Graph
+from msgflo.graph.parts import Edge, PortRef
 
 
 def _quote(text: str) -> str:

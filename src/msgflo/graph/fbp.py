@@ -22,17 +22,8 @@ from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from msgflo.graph.check import Problem, check
-from msgflo.graph.model import (
-    Edge,
-    ExportedPort,
-    Graph,
-    GraphError,
-    Initial,
-    JsonDict,
-    Location,
-    Node,
-    PortRef,
-)
+from msgflo.graph.model import Graph, GraphError
+from msgflo.graph.parts import Edge, ExportedPort, Initial, JsonDict, Location, Node, PortRef
 
 __all__ = ["FbpSyntaxError", "GraphValidationError", "fbp_losses", "parse_fbp", "to_fbp"]
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from msgflo.graph.check import check
 from msgflo.graph.fbp import GraphValidationError, parse_fbp, to_fbp
-from msgflo.graph.model import Graph, GraphError, Location
+from msgflo.graph.model import Graph, GraphError
+from msgflo.graph.parts import Location
 
 
 def load_graph(

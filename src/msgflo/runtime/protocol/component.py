@@ -14,8 +14,8 @@ import yaml
 
 from msgflo.library import LibraryError, extension_for
 from msgflo.runtime.components import component_payload
-from msgflo.runtime.core import Request
 from msgflo.runtime.protocol.messages import ProtocolError
+from msgflo.runtime.request import Request
 
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 """A component name that can only ever be a file name inside the component directory."""

@@ -21,9 +21,10 @@ from msgflo.coordinator import CoordinatorError
 from msgflo.graph import GraphError
 from msgflo.library import LibraryError
 from msgflo.runtime.access import may_send
-from msgflo.runtime.core import Connection, Request, Runtime
+from msgflo.runtime.core import Connection, Runtime
 from msgflo.runtime.protocol import component, graph, network, observe, runtime, trace
 from msgflo.runtime.protocol.messages import ProtocolError, error
+from msgflo.runtime.request import Request
 
 log = logging.getLogger(__name__)
 

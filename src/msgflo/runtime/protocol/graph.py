@@ -13,11 +13,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from msgflo import deadletter
-from msgflo.graph import Graph
-from msgflo.graph.model import PortRef
+from msgflo.graph import Graph, PortRef
 from msgflo.runtime.components import definition_of
-from msgflo.runtime.core import Request, undo_on_error, wire
+from msgflo.runtime.core import undo_on_error
+from msgflo.runtime.ports import wire
 from msgflo.runtime.protocol.messages import ProtocolError
+from msgflo.runtime.request import Request
 from msgflo.wiring import VIRTUAL_COMPONENTS
 
 Live = Callable[[], Awaitable[Any]] | None

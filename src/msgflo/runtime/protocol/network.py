@@ -6,9 +6,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from msgflo.graph import GraphError
-from msgflo.runtime.core import Request, now_iso
 from msgflo.runtime.protocol.messages import ProtocolError
 from msgflo.runtime.protocol.payloads import NetworkStatus
+from msgflo.runtime.request import Request
+from msgflo.runtime.tracing import now_iso
 
 
 async def start(req: Request) -> None:
@@ -84,7 +85,7 @@ async def edges(req: Request) -> None:
 async def persist(req: Request) -> None:
     """Save the main graph to the file it was loaded from."""
     try:
-        req.runtime.save()
+        req.runtime.main_file.save()
     except (GraphError, OSError) as exc:
         raise ProtocolError(f"network:persist: {exc}") from exc
     await req.reply("persist", {})

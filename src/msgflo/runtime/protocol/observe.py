@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from msgflo.runtime.core import Request
 from msgflo.runtime.observe_api import observing
 from msgflo.runtime.protocol.messages import ProtocolError
+from msgflo.runtime.request import Request
 
 
 async def observe(req: Request) -> None:

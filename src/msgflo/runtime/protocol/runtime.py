@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from msgflo.coordinator import CoordinatorError
-from msgflo.graph.model import PortRef
+from msgflo.graph import PortRef
 from msgflo.runtime.access import ALL_CAPABILITIES
-from msgflo.runtime.core import Request, wire
+from msgflo.runtime.ports import wire
 from msgflo.runtime.protocol.messages import PROTOCOL_VERSION, ProtocolError
 from msgflo.runtime.protocol.payloads import RuntimePayload
+from msgflo.runtime.request import Request
 
 RUNTIME_TYPE = "msgflo"
 PACKET_EVENTS = frozenset({"connect", "begingroup", "data", "endgroup", "disconnect"})

@@ -6,8 +6,9 @@ from collections.abc import Awaitable, Callable
 
 import orjson
 
-from msgflo.runtime.core import Request, Trace, now_iso
 from msgflo.runtime.protocol.messages import ProtocolError
+from msgflo.runtime.request import Request
+from msgflo.runtime.tracing import Trace, now_iso
 
 FLOWTRACE = "flowtrace.json"
 
