@@ -27,11 +27,12 @@ import aiohttp
 from bench import relay
 from bench.common import MOSQUITTO, RABBITMQ, Limits, machine, unique
 from msgflo.coordinator import Coordinator, CoordinatorOptions
+from msgflo.definition import normalize_definition
 from msgflo.graph import parse_fbp
 from msgflo.library import Library
 from msgflo.observe.depth import DepthSource
 from msgflo.observe.figures import ParticipantFigures
-from msgflo.participant import Participant, normalize_definition
+from msgflo.participant import Participant
 from msgflo.runtime import MAIN_GRAPH, Access, Runtime, RuntimeOptions, serve
 from msgflo.runtime.observe_api import observing
 from msgflo.transport import Address, Message, QueueKind, get_broker, get_client

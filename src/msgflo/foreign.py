@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
+from msgflo.definition import normalize_definition
 from msgflo.errors import LibraryError
-from msgflo.participant import normalize_definition
 
 
 class DeclarationError(LibraryError):

@@ -6,28 +6,29 @@ One class serves two styles, told apart by how ``process`` is written:
   acked when ``process`` returns and nacked when it raises;
 * the msgflo-python 0.4 style: a definition dict handed to ``Participant.__init__`` and a plain
   ``def process(self, inport, msg)`` that calls ``self.send`` and ``self.ack``/``self.nack``
-  itself.  Such code runs unchanged: ``process`` runs on one worker thread, in arrival order, so
-  blocking calls in it never stall heartbeats or acks, and its queues keep that library's
-  ``role/port`` names.
+  itself.  Such code runs unchanged: ``process`` runs on one worker thread
+  (:mod:`msgflo.legacy_worker`), in arrival order, so blocking calls in it never stall
+  heartbeats or acks, and its queues keep that library's ``role/port`` names.
+
+The definition a participant announces, with its defaults and queue names, is built by
+:mod:`msgflo.definition`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
 import os
-import queue
-import secrets
 import threading
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, ClassVar, cast
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, ClassVar
 
 from msgflo import deadletter
+from msgflo.definition import DEFAULT_ICON, PortSpec, normalize_definition
 from msgflo.failure import FailureHandling
+from msgflo.legacy_worker import ACK, DONE, NACK, SEND, LegacyWorker, Op
 from msgflo.observe.figures import ParticipantFigures, reporting_interval
 from msgflo.observe.reporter import Reporter
 from msgflo.presence import Presence
@@ -36,203 +37,6 @@ from msgflo.schemas import Invalid, SchemaError
 from msgflo.transport import Client, Message, QueueKind
 
 log = logging.getLogger(__name__)
-
-DEFAULT_ICON = "file-word-o"
-
-LEGACY_INFLIGHT = 100
-"""How many messages may wait for the legacy worker thread before the consumer pauses."""
-
-PortSpec = Mapping[str, str | Mapping[str, Any]] | Sequence[Mapping[str, Any]]
-
-
-def queue_name(role: str, port: str, *, legacy: bool = False) -> str:
-    """Default queue of a port: Node's ``role.PORT``, or msgflo-python's ``role/port``."""
-    return f"{role}/{port}" if legacy else f"{role}.{port.upper()}"
-
-
-def _ports(spec: PortSpec | None, default: str) -> list[dict[str, Any]]:
-    if spec is None:
-        return [{"id": default, "type": "any"}]
-    if isinstance(spec, Mapping):
-        ports = []
-        for port_id, value in spec.items():
-            if isinstance(value, Mapping):
-                ports.append({"id": port_id, "type": "any", **value})
-            else:
-                ports.append({"id": port_id, "type": value})
-        return ports
-    result = []
-    for port in spec:
-        if "id" not in port:
-            raise ValueError(f"port declaration {dict(port)!r} has no 'id'")
-        result.append({"type": "any", **port})
-    return result
-
-
-def normalize_definition(
-    definition: Mapping[str, Any], role: str, *, legacy: bool = False
-) -> dict[str, Any]:
-    """Fill the defaults every msgflo library fills, without touching the caller's dict.
-
-    The result is the discovery payload: exactly ``id, role, component, label, icon, inports,
-    outports`` plus whatever extra keys the user put in, and ports carrying ``id, type, queue``.
-    Hidden ports get no queue and are left out, as in msgflo-nodejs.
-    """
-    if not role:
-        raise ValueError("a participant needs a role (the node name in the graph)")
-    result: dict[str, Any] = {
-        k: v for k, v in definition.items() if k not in ("inports", "outports")
-    }
-    result.setdefault("component", role)
-    result.setdefault("label", "")
-    result.setdefault("icon", DEFAULT_ICON)
-    result["role"] = role
-    result.setdefault("id", f"{role}-{secrets.token_hex(4)}")
-    for key, default in (("inports", "in"), ("outports", "out")):
-        ports = _ports(definition.get(key), default)
-        visible = []
-        for port in ports:
-            if port.get("hidden"):
-                continue
-            port.setdefault("queue", queue_name(role, port["id"], legacy=legacy))
-            visible.append(port)
-        result[key] = visible
-    return result
-
-
-class _Done:
-    """An awaitable that is already finished: what ``send`` returns to a worker thread."""
-
-    def __await__(self) -> Any:
-        return iter(())
-
-
-_DONE = _Done()
-
-_SEND, _ACK, _NACK, _FAILED, _FINISHED = range(5)
-_Op = tuple[int, Any, Any]
-"""What the legacy thread asks of the event loop: ``(kind, a, b)``, plain data, no coroutine."""
-
-
-class _LegacyWorker:
-    """Runs a synchronous ``process`` on one thread, in arrival order.
-
-    A thread hop costs far more than the work of a relay, so nothing crosses per call: messages
-    reach the thread through a ``SimpleQueue`` it drains without waking anyone, and the thread's
-    sends, acks and nacks go back as tuples in one list, where only the first of a batch wakes
-    the loop.  One drain task runs them in the order they were made, so an ack is handed to the
-    transport only after the sends that preceded it (at-least-once on AMQP), and the loop stays
-    free for heartbeats and acks while user code blocks.
-    """
-
-    def __init__(self, participant: Participant, loop: asyncio.AbstractEventLoop) -> None:
-        self._participant = participant
-        self._loop = loop
-        self._inbox: queue.SimpleQueue[tuple[str, Message] | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._handback: list[_Op] = []
-        self._scheduled = False
-        self._ops: deque[_Op] = deque()
-        self._wake: asyncio.Future[None] | None = None
-        self._idle = asyncio.Event()
-        self._unfinished = 0
-        self._room: asyncio.Future[None] | None = None
-        self._thread = threading.Thread(
-            target=self._run, name=f"msgflo-{participant.role}", daemon=True
-        )
-        self._thread.start()
-        self._drainer = loop.create_task(self._drain())
-
-    def submit(self, port: str, msg: Message) -> Awaitable[None]:
-        """Queue a message for the thread; waits only while ``LEGACY_INFLIGHT`` are unfinished."""
-        if self._unfinished >= LEGACY_INFLIGHT:
-            return self._submit_later(port, msg)
-        self._unfinished += 1
-        self._inbox.put((port, msg))
-        return _DONE
-
-    async def _submit_later(self, port: str, msg: Message) -> None:
-        while self._unfinished >= LEGACY_INFLIGHT:
-            self._room = self._loop.create_future()
-            await self._room
-        self._unfinished += 1
-        self._inbox.put((port, msg))
-
-    def _run(self) -> None:
-        process = cast(Callable[[str, Message], None], self._participant.process)
-        inbox, hand_back = self._inbox, self.hand_back
-        figures = self._participant.figures
-        clock = time.perf_counter
-        while (item := inbox.get()) is not None:
-            port, msg = item
-            started = clock()
-            try:
-                process(port, msg)
-            except Exception as exc:
-                hand_back((_FAILED, msg, exc))
-            if figures is not None:
-                figures.processing.observe(clock() - started)
-            hand_back((_FINISHED, None, None))
-
-    def hand_back(self, op: _Op) -> None:
-        """Called from any thread but the loop's."""
-        with self._lock:
-            self._handback.append(op)
-            if self._scheduled:
-                return
-            self._scheduled = True
-        self._loop.call_soon_threadsafe(self._take)
-
-    def _take(self) -> None:
-        with self._lock:
-            batch, self._handback = self._handback, []
-            self._scheduled = False
-        if not batch:
-            return
-        self._ops.extend(batch)
-        self._idle.clear()
-        wake = self._wake
-        if wake is not None and not wake.done():
-            wake.set_result(None)
-
-    async def _drain(self) -> None:
-        participant, ops = self._participant, self._ops
-        while True:
-            while ops:
-                kind, a, b = ops.popleft()
-                try:
-                    if kind == _SEND:
-                        await participant._send(a, b)
-                    elif kind == _ACK:
-                        await participant._settle(a, ack=True)
-                    elif kind == _NACK:
-                        await participant._settle(a, ack=False, reason=b)
-                    elif kind == _FAILED:
-                        await participant._failed(a.port, a, b)
-                    else:
-                        self._finished()
-                except Exception as exc:
-                    log.error("%s: %s", participant.role, exc)
-            self._idle.set()
-            self._wake = self._loop.create_future()
-            await self._wake
-            self._wake = None
-
-    def _finished(self) -> None:
-        self._unfinished -= 1
-        room = self._room
-        if room is not None and not room.done():
-            room.set_result(None)
-
-    async def stop(self) -> None:
-        """Let the thread finish what it was given, carry out what it asked, then end."""
-        self._inbox.put(None)
-        await self._loop.run_in_executor(None, self._thread.join)
-        self._take()
-        await self._idle.wait()
-        self._drainer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._drainer
 
 
 class Participant(FailureHandling):
@@ -269,7 +73,7 @@ class Participant(FailureHandling):
         self.client: Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
-        self._worker: _LegacyWorker | None = None
+        self._worker: LegacyWorker | None = None
         self._outqueues: dict[str, str] = {}
         self._sync_process = not inspect.iscoroutinefunction(type(self).process)
         self._handlers: dict[str, Callable[[Message], Awaitable[None]]] = {}
@@ -331,14 +135,14 @@ class Participant(FailureHandling):
         thread it is queued to the event loop in order and returns at once."""
         if self._on_loop_thread():
             return self._send(outport, data)
-        self._from_thread((_SEND, outport, data))
-        return _DONE
+        self._from_thread((SEND, outport, data))
+        return DONE
 
     def ack(self, msg: Message) -> Awaitable[None]:
         if self._on_loop_thread():
             return self._settle(msg, ack=True)
-        self._from_thread((_ACK, msg, None))
-        return _DONE
+        self._from_thread((ACK, msg, None))
+        return DONE
 
     def nack(self, msg: Message, reason: str | Mapping[str, Any] | None = None) -> Awaitable[None]:
         """Fail ``msg``: it goes to the dead-letter port ``dead_<inport>`` with ``reason`` (a
@@ -346,8 +150,8 @@ class Participant(FailureHandling):
         why = deadletter.reason_for_nack(self.role, msg.port or "", reason)
         if self._on_loop_thread():
             return self._settle(msg, ack=False, reason=why)
-        self._from_thread((_NACK, msg, why))
-        return _DONE
+        self._from_thread((NACK, msg, why))
+        return DONE
 
     async def _send(self, outport: str, data: Any) -> None:
         queue = self._outqueues.get(outport)
@@ -397,7 +201,7 @@ class Participant(FailureHandling):
     def _on_loop_thread(self) -> bool:
         return self._loop_thread is None or threading.get_ident() == self._loop_thread
 
-    def _from_thread(self, op: _Op) -> None:
+    def _from_thread(self, op: Op) -> None:
         if self._worker is None:
             raise RuntimeError(
                 f"{self.role}: send/ack from another thread needs a plain def process"
@@ -418,7 +222,7 @@ class Participant(FailureHandling):
         if interval is not None:
             self.figures = ParticipantFigures.of(self.definition)
         if self._sync_process:
-            self._worker = _LegacyWorker(self, self._loop)
+            self._worker = LegacyWorker(self, self._loop)
         for port in self.definition["outports"]:
             await client.create_queue(
                 QueueKind.OUT, port["queue"], persistent=port.get("persistent", True)

@@ -14,7 +14,7 @@ import ast
 from pathlib import Path
 from typing import Any
 
-from msgflo.participant import normalize_definition
+from msgflo.definition import normalize_definition
 
 FIELDS = ("component", "label", "icon", "inports", "outports")
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from msgflo import deadletter
+from msgflo.definition import queue_name
 from msgflo.errors import NetworkError
-from msgflo.participant import queue_name
 from msgflo.transport import Binding, BindingType, Broker, QueueKind
 
 ROUNDROBIN = "msgflo/RoundRobin"

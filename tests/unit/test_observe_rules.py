@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from msgflo.definition import normalize_definition
 from msgflo.observe.collector import Collector, Track
 from msgflo.observe.figures import BOUNDS, Histogram, ParticipantFigures, Report, percentile
 from msgflo.observe.network import STALL_AFTER, _EdgeHistory
-from msgflo.participant import normalize_definition
 
 
 def test_percentiles_fall_in_the_bucket_of_the_observations() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import msgflo
-from msgflo.participant import normalize_definition, queue_name
+from msgflo.definition import normalize_definition, queue_name
 from msgflo.transport import Message, QueueKind, get_broker
 
 

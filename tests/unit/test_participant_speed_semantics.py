@@ -12,8 +12,8 @@ import pytest
 
 import msgflo
 from msgflo.deadletter import FAILURES_CHANNEL
+from msgflo.legacy_worker import LEGACY_INFLIGHT
 from msgflo.observe.figures import FIGURES_CHANNEL
-from msgflo.participant import LEGACY_INFLIGHT
 from msgflo.transport import Address, Message, QueueKind
 from msgflo.transport.memory import MemoryClient
 

@@ -27,12 +27,12 @@ from msgflo.broker import configured_broker, embedded_broker
 from msgflo.cli.common import one_line_errors
 from msgflo.coordinator import Coordinator, CoordinatorOptions, Event, EventKind
 from msgflo.coordinator.autoscaler import Autoscaler, starting_instances
+from msgflo.definition import queue_name
 from msgflo.deploy.autoscale import AutoscaleError, RoleScaling, for_roles, load_config
 from msgflo.deploy.roles import Role, fed_inports
 from msgflo.graph import Graph, GraphError, load_graph
 from msgflo.library import Library
 from msgflo.logs import setup_logging
-from msgflo.participant import queue_name
 from msgflo.runtime import (
     MAIN_GRAPH,
     Access,

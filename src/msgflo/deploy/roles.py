@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from msgflo.definition import queue_name
 from msgflo.errors import ConfigError
 from msgflo.graph import Graph, GraphError, load_graph
 from msgflo.library import Library, LibraryError
-from msgflo.participant import queue_name
 from msgflo.wiring import VIRTUAL_COMPONENTS
 
 
