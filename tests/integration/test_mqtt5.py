@@ -7,13 +7,22 @@ import asyncio
 import contextlib
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator
 
 import aiomqtt
 import pytest
 
 from msgflo.broker import embedded_broker
-from msgflo.transport import Client, Message, QueueKind, TransportError, get_client
+from msgflo.transport import (
+    Binding,
+    Client,
+    Message,
+    QueueKind,
+    TransportError,
+    get_broker,
+    get_client,
+)
 from tests.brokers import MOSQUITTO, MOSQUITTO_V5, require_broker
 from tests.integration.processes import BIN
 
@@ -171,3 +180,30 @@ async def test_dump_message_prints_a_v5_dead_letter_with_its_reason(prefix: str)
     finally:
         proc.terminate()
         await proc.wait()
+
+
+async def test_binding_records_are_read_in_mqtt_5_too() -> None:
+    """``msgflo-setup --check`` and other coordinators read every binder's retained record on
+    a connection of their own: in v5 mode that one speaks v5 as well (a v5-only broker would
+    refuse a 3.1.1 reader)."""
+    tag = uuid.uuid4().hex[:8]
+    binding = Binding(f"{tag}.OUT", f"{tag}.IN")
+    writer, reader = get_broker(MOSQUITTO_V5), get_broker(MOSQUITTO_V5)
+    await writer.connect()
+    await reader.connect()
+    try:
+        await writer.announce_bindings([binding])
+        assert binding in await reader.broker_bindings()
+    finally:
+        await writer.disconnect()
+        await reader.disconnect()
+    assert binding not in await reader_bindings()
+
+
+async def reader_bindings() -> list[Binding]:
+    reader = get_broker(MOSQUITTO_V5)
+    await reader.connect()
+    try:
+        return await reader.broker_bindings()
+    finally:
+        await reader.disconnect()

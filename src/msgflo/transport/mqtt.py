@@ -163,13 +163,17 @@ class MqttClient(Client):
             supervise(self, lost=self._lost, reopen=self._reopen)
         )
 
-    def _new_session(self, timeout: float, *, clean: bool) -> aiomqtt.Client:
+    def _new_session(
+        self, timeout: float, *, clean: bool, reader: str | None = None
+    ) -> aiomqtt.Client:
+        """This client's session, or with ``reader`` a short-lived one under that id and
+        without the last will, in the same protocol version (a v5-only broker refuses 3.1.1)."""
         return aiomqtt.Client(
             self.address.host or "127.0.0.1",
             self.address.port or DEFAULT_PORTS[self.address.scheme],
             username=self.address.username,
             password=self.address.password,
-            identifier=self._client_id,
+            identifier=reader or self._client_id,
             protocol=aiomqtt.ProtocolVersion.V5 if self._v5 else aiomqtt.ProtocolVersion.V311,
             clean_session=None if self._v5 else clean,
             clean_start=clean if self._v5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
@@ -177,7 +181,7 @@ class MqttClient(Client):
             keepalive=self._keepalive,
             tls_context=self._tls,
             timeout=timeout,
-            will=self._will,
+            will=None if reader else self._will,
         )
 
     async def _open(self, timeout: float) -> None:
@@ -390,16 +394,8 @@ class MqttBroker(MqttClient, Broker):
 
     async def broker_bindings(self) -> list[Binding]:
         """Every binder's record, read on a short-lived connection of its own."""
-        session = aiomqtt.Client(
-            self.address.host or "127.0.0.1",
-            self.address.port or DEFAULT_PORTS[self.address.scheme],
-            username=self.address.username,
-            password=self.address.password,
-            identifier=f"msgflo-read-{uuid.uuid4().hex[:16]}",
-            clean_session=True,
-            tls_context=self._tls,
-            timeout=self.connect_timeout,
-        )
+        reader = f"msgflo-read-{uuid.uuid4().hex[:16]}"
+        session = self._new_session(self.connect_timeout, clean=True, reader=reader)
         return await read_bindings(session, self.connect_timeout, self.address.redacted())
 
     def _session_lost(self) -> None:
