@@ -63,7 +63,7 @@ from msgflo.transport.base import (
 )
 from msgflo.transport.mqtt_forwarding import Forwarding
 from msgflo.transport.mqtt_link import Link, PublicLink
-from msgflo.transport.mqtt_outbox import Outbox
+from msgflo.transport.mqtt_outbox import OUTBOX_LIMIT, Outbox
 from msgflo.transport.mqtt_records import BindingRecord, read_bindings
 from msgflo.transport.mqtt_subscriptions import Subscriptions
 from msgflo.transport.reason import unwrap, wrap
@@ -174,7 +174,7 @@ class MqttClient(Client):
     ) -> aiomqtt.Client:
         """This client's session, or with ``reader`` a short-lived one under that id and
         without the last will, in the same protocol version (a v5-only broker refuses 3.1.1)."""
-        return aiomqtt.Client(
+        session = aiomqtt.Client(
             self.address.host or "127.0.0.1",
             self.address.port or DEFAULT_PORTS[self.address.scheme],
             username=self.address.username,
@@ -190,6 +190,10 @@ class MqttClient(Client):
             will=None if reader else self._will,
             socket_options=NO_DELAY,
         )
+        # aiomqtt warns once per call beyond this many in flight; a relay publishes hundreds,
+        # a coordinator wiring a large graph subscribes hundreds.
+        session.pending_calls_threshold = OUTBOX_LIMIT
+        return session
 
     async def _open(self, timeout: float) -> None:
         """Connect a fresh session and restore every subscription on it."""

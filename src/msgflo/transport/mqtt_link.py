@@ -17,7 +17,6 @@ from typing import Protocol
 import aiomqtt
 
 from msgflo.transport import mqtt5
-from msgflo.transport.mqtt_outbox import OUTBOX_LIMIT
 from msgflo.transport.reconnect import cause
 
 log = logging.getLogger("msgflo.transport.mqtt")
@@ -85,8 +84,6 @@ class PublicLink:
 
     def __init__(self, session: aiomqtt.Client, deliver: Callable[[str, bytes], None]) -> None:
         self.session = session
-        # aiomqtt warns once per call beyond this many in flight; a relay has hundreds.
-        session.pending_calls_threshold = OUTBOX_LIMIT
         self._deliver = deliver
         self._reader: asyncio.Task[None] | None = None
         self._gone: asyncio.Future[BaseException | None] = (
