@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +49,10 @@ class PortSchema:
 
 
 def _fetch(url: str) -> Any:
-    """One schema document: the root, and each remote ``$ref`` (jsonschema-rs asks)."""
+    """One schema document: the root, and each remote ``$ref`` (jsonschema-rs asks).  urllib's
+    HTTP client is imported here, by the few participants whose schemas live at a URL."""
+    import urllib.request
+
     with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT) as response:
         return orjson.loads(response.read())
 

@@ -76,7 +76,6 @@ from msgflo.transport.amqp_consumers import Consumers, Process
 from msgflo.transport.amqp_errors import describe
 from msgflo.transport.amqp_failures import Failures
 from msgflo.transport.amqp_lookup import Lookup
-from msgflo.transport.amqp_management import bindings_from_links, read_links
 from msgflo.transport.amqp_session import Session, Token
 from msgflo.transport.amqp_topology import (
     Key,
@@ -458,7 +457,11 @@ class AmqpBroker(AmqpClient, Broker):
         return list(self._bindings)
 
     async def broker_bindings(self) -> list[Binding]:
-        """Read through the management HTTP API (:mod:`msgflo.transport.amqp_management`)."""
+        """Read through the management HTTP API (:mod:`msgflo.transport.amqp_management`),
+        imported here: its HTTP client costs every participant ~10 MB and 0.1 s at start, and
+        only coordinators and ``msgflo-setup --check`` ask."""
+        from msgflo.transport.amqp_management import bindings_from_links, read_links
+
         return bindings_from_links(await read_links(self.address))
 
     async def subscribe_data(self, binding: Binding, handler: DataHandler) -> None:
