@@ -226,8 +226,9 @@ class Coordinator(GraphEdits, Membership):
                 self.supervisor.retire(role)
                 # Stopping takes a moment; a graph loaded meanwhile must not wait for answers
                 # from participants that are on their way out (a stop and a start of the same
-                # network back to back, as FBP clients and fbp-spec do).
-                self._gone(self.registry.retired(role), "stopped: its node left the graph")
+                # network back to back, as FBP clients and fbp-spec do).  The load re-plans
+                # below, so reporting them is all there is to do.
+                self._report_gone(self.registry.retired(role), "stopped: its node left the graph")
             self.nodes = {
                 name: Role(name, component, dict((metadata.get(name) or {}).get("metadata") or {}))
                 for name, component in spec.processes.items()

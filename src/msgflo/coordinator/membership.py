@@ -52,6 +52,7 @@ class Core(Protocol):
     def _owe_initials(self, role: str) -> None: ...
     def _forget(self) -> None: ...
     def _gone(self, instances: Sequence[Instance], why: str) -> None: ...
+    def _report_gone(self, instances: Sequence[Instance], why: str) -> None: ...
     async def _replan(self) -> None: ...
     async def _rewire(self) -> None: ...
 
@@ -122,6 +123,11 @@ class Membership:
     def _gone(self: Core, instances: Sequence[Instance], why: str) -> None:
         """Report each, then re-plan: an edge wired for a gone instance follows the role's
         live instances, and the registry forgets what no wiring needs."""
+        self._report_gone(instances, why)
+        if instances:
+            self._spawn(self._replan())
+
+    def _report_gone(self: Core, instances: Sequence[Instance], why: str) -> None:
         for instance in instances:
             self._emit(
                 Event(
@@ -131,8 +137,6 @@ class Membership:
                     {"id": instance.id},
                 )
             )
-        if instances:
-            self._spawn(self._replan())
 
     async def _replan(self: Core) -> None:
         async with self._lock:
